@@ -1,0 +1,130 @@
+"""Colour pipeline of SAGE: fuse on luminance, recompose colour from visible chroma.
+
+The released SAGE outputs were made with OpenCV throughout (``cvtColor`` on the
+integer images, then divide by the type's maximum), so this module does exactly
+that to reproduce them to within one grey level. 16-bit input follows the same
+path with 65535 as the maximum; float input must already lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sage_core.errors import FusionInputError
+
+#: ITU-R BT.601 inverse coefficients that method.md gives for YCrCb -> RGB.
+_CR_TO_R = 1.403
+_CR_TO_G = 0.714
+_CB_TO_G = 0.344
+_CB_TO_B = 1.773
+
+
+@dataclass(frozen=True)
+class LumaChroma:
+    """Visible image split into luminance and chroma, float32 in [0, 1], each H x W."""
+
+    y: np.ndarray
+    cr: np.ndarray
+    cb: np.ndarray
+
+
+def _scale_to_unit(image: np.ndarray, name: str) -> np.ndarray:
+    """Integer image -> float32 [0, 1] by its type's maximum; float is checked, not rescaled."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if image.dtype in (np.float32, np.float64):
+        if not np.isfinite(image).all():
+            raise FusionInputError(f"{name}: float image contains NaN or inf")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < -1e-6 or hi > 1.0 + 1e-6:
+            raise FusionInputError(
+                f"{name}: float image must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}] "
+                "(normalise raw thermal values first)"
+            )
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+    raise FusionInputError(
+        f"{name}: unsupported pixel type {image.dtype}; expected uint8, uint16 or float32 in [0, 1]"
+    )
+
+
+def _as_cv_compatible(image: np.ndarray) -> np.ndarray:
+    """OpenCV's colour conversions take 8U, 16U and 32F; map float64 to float32."""
+    return image.astype(np.float32) if image.dtype == np.float64 else image
+
+
+def _channels(image: np.ndarray, name: str) -> int:
+    if image.ndim == 2:
+        return 1
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        return image.shape[2]
+    raise FusionInputError(
+        f"{name}: expected an H x W or H x W x C image with C in 1, 3, 4; got shape {image.shape}"
+    )
+
+
+def _check_size(image: np.ndarray, name: str) -> None:
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise FusionInputError(f"{name}: image is empty (shape {image.shape})")
+
+
+def ir_to_gray(ir: np.ndarray) -> np.ndarray:
+    """Thermal image (1, 3 or 4 channels, 8/16-bit or float) -> float32 H x W in [0, 1].
+
+    3-channel IR files hold gray content; they go through ``COLOR_BGR2GRAY`` as
+    the released pipeline did.
+    """
+    channels = _channels(ir, "ir")
+    _check_size(ir, "ir")
+    if channels == 1:
+        gray = ir.reshape(ir.shape[0], ir.shape[1])
+    elif channels == 3:
+        gray = cv2.cvtColor(_as_cv_compatible(ir), cv2.COLOR_BGR2GRAY)
+    else:
+        gray = cv2.cvtColor(_as_cv_compatible(ir), cv2.COLOR_BGRA2GRAY)
+    return _scale_to_unit(gray, "ir")
+
+
+def vis_to_luma_chroma(vis: np.ndarray) -> LumaChroma:
+    """Visible BGR / BGRA / gray image -> Y, Cr, Cb in [0, 1] (OpenCV's BGR2YCrCb).
+
+    A gray visible image has neutral chroma (0.5), so the fused output is gray.
+    """
+    channels = _channels(vis, "vis")
+    _check_size(vis, "vis")
+    if channels == 1:
+        y = _scale_to_unit(vis.reshape(vis.shape[0], vis.shape[1]), "vis")
+        neutral = np.full_like(y, 0.5)
+        return LumaChroma(y=y, cr=neutral, cb=neutral.copy())
+    if channels == 4:
+        vis = cv2.cvtColor(_as_cv_compatible(vis), cv2.COLOR_BGRA2BGR)
+    _scale_to_unit(vis, "vis")  # validates float range before conversion
+    ycrcb = cv2.cvtColor(_as_cv_compatible(vis), cv2.COLOR_BGR2YCrCb)
+    ycrcb = _scale_to_unit(ycrcb, "vis") if ycrcb.dtype != np.float32 else ycrcb
+    return LumaChroma(y=ycrcb[..., 0].copy(), cr=ycrcb[..., 1].copy(), cb=ycrcb[..., 2].copy())
+
+
+def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """Fused luminance + visible chroma -> BGR uint8, as method.md specifies.
+
+    ``R = F + 1.403 (Cr - 0.5)``, ``G = F - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5)``,
+    ``B = F + 1.773 (Cb - 0.5)``, clamp to [0, 1], ``uint8(x * 255 + 0.5)``.
+    """
+    f = fused_y.astype(np.float32, copy=False)
+    dcr = cr - np.float32(0.5)
+    dcb = cb - np.float32(0.5)
+    bgr = np.empty(f.shape + (3,), dtype=np.float32)
+    bgr[..., 2] = f + np.float32(_CR_TO_R) * dcr
+    bgr[..., 1] = f - np.float32(_CR_TO_G) * dcr - np.float32(_CB_TO_G) * dcb
+    bgr[..., 0] = f + np.float32(_CB_TO_B) * dcb
+    np.clip(bgr, 0.0, 1.0, out=bgr)
+    return (bgr * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
+def gray_to_uint8(image01: np.ndarray) -> np.ndarray:
+    """Float [0, 1] image -> uint8 with the pipeline's rounding (clamp, x * 255 + 0.5)."""
+    return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,31 @@
+"""Fusion networks and the registry that rebuilds them from a checkpoint's name and config."""
+
+from __future__ import annotations
+
+from sage_core.errors import CheckpointError
+from sage_core.models.base import FusionModel
+from sage_core.models.lite_fuse import LiteFuse
+from sage_core.models.sage_student import SageStudent
+
+#: Architecture name (as stored in checkpoints) -> model class.
+ARCHITECTURES: dict[str, type[FusionModel]] = {
+    SageStudent.arch: SageStudent,
+    LiteFuse.arch: LiteFuse,
+}
+
+
+def build_model(arch: str, config: dict | None = None) -> FusionModel:
+    """Build an untrained model of a registered architecture from its config."""
+    try:
+        cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise CheckpointError(
+            f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+    try:
+        return cls(**(config or {}))
+    except TypeError as exc:
+        raise CheckpointError(f"config {config!r} does not fit architecture {arch!r}: {exc}") from None
+
+
+__all__ = ["ARCHITECTURES", "FusionModel", "LiteFuse", "SageStudent", "build_model"]

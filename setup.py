@@ -1,0 +1,57 @@
+"""sage_ros: thermal + visible image fusion (SAGE) for ROS 2.
+
+An ament_python package: ``colcon build`` on a ROS 2 machine and ``pip install``
+anywhere use this same file. ROS 2 itself comes from the system on a robot, or
+from the ``[ros]`` extra (ROS 2 Kilted wheels) on a plain Python machine.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sage_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Real-time infrared + visible image fusion (SAGE, CVPR 2025) for ROS 2",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sage_core", "sage_core.*", "sage_ros", "sage_ros.*"]),
+    package_data={"sage_core": ["weights/*.pt", "weights/*.md"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
+    ],
+    install_requires=[
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "numpy>=1.24,<3",  # a range: a system ROS 2 brings its own NumPy
+        "opencv-python-headless==5.0.0.93",
+        "tqdm==4.70.1",
+        "PyYAML==6.0.4",
+    ],
+    extras_require={
+        # ROS 2 Kilted as wheels, for machines without a system ROS 2 install.
+        "ros": [
+            "ros-kilted-rclpy[fastrtps]==9.1.2",
+            "ros-kilted-sensor-msgs==5.5.1",
+            "ros-kilted-std-msgs==5.5.1",
+            "ros-kilted-diagnostic-msgs==5.5.1",
+        ],
+        "sam": ["segment-anything==1.0"],
+        "dev": ["pytest==9.2.0"],
+    },
+    entry_points={
+        "console_scripts": [
+            "sage-fuse = sage_core.cli.fuse:main",
+            "sage-demo = sage_ros.demo:main",
+        ],
+    },
+    zip_safe=True,
+)

@@ -1,0 +1,44 @@
+"""Test harness: keeps DDS on loopback with a domain of its own, and locates ../shared.
+
+The ROS variables are set here, at import, before any test can start rclpy, so
+that no test run ever multicasts discovery on an external interface.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# A domain of this run's own (valid Fast DDS domains: 0..232), so concurrent runs never meet.
+os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
+os.environ.pop("ROS_STATIC_PEERS", None)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATASETS = SHARED / "datasets"
+OFFICIAL_CHECKPOINT = SHARED / "checkpoints" / "sage_official_student.pt"
+
+
+def require_shared(path: Path) -> Path:
+    """Skip the calling test, with the reason, when a ../shared resource is absent."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared datasets/checkpoints beside the checkout), which is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_checkpoint() -> Path:
+    return require_shared(OFFICIAL_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def m3fd() -> Path:
+    return require_shared(DATASETS / "m3fd_sage6")
+
+
+@pytest.fixture(scope="session")
+def tno() -> Path:
+    return require_shared(DATASETS / "tno25")

@@ -1,0 +1,49 @@
+"""Small models and images shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sage_core.models.base import FusionModel
+
+
+class TakeVisible(FusionModel):
+    """Returns the visible luminance unchanged: fusion then must give back the visible image."""
+
+    arch = "take_visible"
+
+    def config(self) -> dict:
+        return {}
+
+    def forward_features(self, y: torch.Tensor, ir: torch.Tensor):
+        return y, []
+
+
+class TakeThermal(TakeVisible):
+    arch = "take_thermal"
+
+    def forward_features(self, y: torch.Tensor, ir: torch.Tensor):
+        return ir, []
+
+
+def random_bgr(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
+
+
+def source_weights(fused: np.ndarray, ir: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares fit ``fused ~ a*ir + b*y + c`` on standardised images: (a, b, R^2).
+
+    Plain correlations mislead when the two sources are anti-correlated (common in
+    thermal/visible pairs); the joint fit says how much of each source the fused image carries.
+    """
+    z = lambda v: (v.astype(np.float64).ravel() - v.mean()) / (v.std() + 1e-12)  # noqa: E731
+    design = np.stack([z(ir), z(y), np.ones(ir.size)], axis=1)
+    target = z(fused)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = target - design @ coef
+    return float(coef[0]), float(coef[1]), float(1.0 - residual.var() / target.var())

@@ -1,0 +1,114 @@
+"""sage-fuse end to end, and each bad-input case: one line, exit status 2, nothing half-written."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sage_core.checkpoint import save_checkpoint
+from sage_core.cli.fuse import main
+from sage_core.models import LiteFuse
+from sage_core.synthetic import SyntheticScene
+
+
+@pytest.fixture()
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    scene = SyntheticScene(160, 128, seed=1)
+    for index, ext in enumerate(("png", "jpg", "bmp")):
+        frame = scene.frame(float(index))
+        (tmp_path / "ir").mkdir(exist_ok=True)
+        (tmp_path / "vis").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "ir" / f"f{index}.png"), frame.thermal_mono16)
+        cv2.imwrite(str(tmp_path / "vis" / f"f{index}.{ext}"), frame.visible)
+    return tmp_path / "ir", tmp_path / "vis"
+
+
+def _one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("sage-fuse: error: ")
+    return lines[0]
+
+
+def test_fuses_folders_with_mosaics(folders, tmp_path):
+    out = tmp_path / "out"
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(out), "--mosaic",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["f0.png", "f1.png", "f2.png"]
+    assert sorted(p.name for p in (out / "mosaic").glob("*.png")) == ["f0.png", "f1.png", "f2.png"]
+    fused = cv2.imread(str(out / "f1.png"))
+    assert fused.shape == (128, 160, 3) and fused.std() > 5
+    assert cv2.imread(str(out / "mosaic" / "f1.png")).shape[1] > 3 * 160
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_accepts_the_released_checkpoint(folders, tmp_path, official_checkpoint):
+    out = tmp_path / "out"
+    assert main(["--ir", str(folders[0] / "f0.png"), "--vis", str(folders[1] / "f0.png"), "--out", str(out),
+                 "--weights", str(official_checkpoint), "--quiet"]) == 0
+    assert (out / "f0.png").is_file()
+
+
+def test_missing_partner(folders, tmp_path, capsys):
+    (folders[0] / "extra.png").write_bytes((folders[0] / "f0.png").read_bytes())
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o")]) == 2
+    assert "extra" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_size_mismatch_names_both_files(folders, tmp_path, capsys):
+    cv2.imwrite(str(folders[1] / "f1.jpg"), np.zeros((100, 100, 3), np.uint8))
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    line = _one_error_line(capsys)
+    assert "f1.png" in line and "f1.jpg" in line and "same size" in line
+    assert not list((tmp_path / "o").rglob("*.tmp"))
+
+
+def test_unreadable_image(folders, tmp_path, capsys):
+    (folders[0] / "f2.png").write_bytes(b"not a png")
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "f2.png: cannot decode" in _one_error_line(capsys)
+
+
+def test_empty_folder_and_missing_input(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["--ir", str(tmp_path / "a"), "--vis", str(tmp_path / "b"), "--out", str(tmp_path / "o")]) == 2
+    assert "no thermal images" in _one_error_line(capsys)
+    assert main(["--ir", str(tmp_path / "zz"), "--vis", str(tmp_path / "b"), "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in _one_error_line(capsys)
+
+
+def test_output_path_is_a_file(folders, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(target)]) == 2
+    assert "is a file" in _one_error_line(capsys)
+    assert target.read_text() == "x"
+
+
+def test_corrupt_and_foreign_checkpoints(folders, tmp_path, capsys):
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 64)
+    args = ["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o")]
+    assert main(args + ["--weights", str(tmp_path / "bad.pt")]) == 2
+    assert "bad.pt: not a readable PyTorch checkpoint" in _one_error_line(capsys)
+    torch.save({"encoder.weight": torch.zeros(2)}, tmp_path / "foreign.pt")
+    assert main(args + ["--weights", str(tmp_path / "foreign.pt")]) == 2
+    assert "foreign.pt: not a sage_ros checkpoint" in _one_error_line(capsys)
+    save_checkpoint(LiteFuse(width=4), tmp_path / "ok.pt")
+    assert main(args + ["--weights", str(tmp_path / "ok.pt"), "--quiet"]) == 0
+
+
+def test_console_script_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "sage-fuse"
+    if not script.exists():
+        pytest.skip(f"{script} not installed (tests run from a checkout without pip install)")
+    done = subprocess.run([str(script), "--ir", str(tmp_path / "none"), "--vis", str(tmp_path), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "thermal input not found" in done.stderr
