@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sage_core.checkpoint import CheckpointInfo, load_model
-from sage_core.color import ir_to_gray, recompose_bgr, vis_to_luma_chroma
+from sage_core.color import LumaChroma, gray_to_uint8, ir_to_gray, recompose_bgr, vis_to_luma_chroma
 from sage_core.errors import FusionInputError
 from sage_core.models import FusionModel
 
@@ -70,20 +70,27 @@ class Fuser:
             fused = self.model(self._to_tensor(y), self._to_tensor(ir))
         return fused[0, 0].float().cpu().numpy()
 
-    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Thermal (1/3-channel, 8/16-bit or float [0, 1]) + visible BGR -> fused BGR uint8.
-
-        Both images must have the same height and width; align or resize them first.
-        """
+    @staticmethod
+    def _planes(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, LumaChroma]:
         if ir.shape[:2] != vis.shape[:2]:
             raise FusionInputError(
                 f"thermal is {ir.shape[1]}x{ir.shape[0]} but visible is {vis.shape[1]}x{vis.shape[0]} "
                 "(W x H); both must have the same size"
             )
-        gray_ir = ir_to_gray(ir)
-        luma = vis_to_luma_chroma(vis)
-        fused_y = self.fuse_luminance(luma.y, gray_ir)
-        return recompose_bgr(fused_y, luma.cr, luma.cb)
+        return ir_to_gray(ir), vis_to_luma_chroma(vis)
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Thermal (1/3-channel, 8/16-bit or float [0, 1]) + visible BGR -> fused BGR uint8.
+
+        Both images must have the same height and width; align or resize them first.
+        """
+        gray_ir, luma = self._planes(ir, vis)
+        return recompose_bgr(self.fuse_luminance(luma.y, gray_ir), luma.cr, luma.cb)
+
+    def fuse_gray(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Like :meth:`fuse`, but returns the fused luminance alone as a uint8 H x W image."""
+        gray_ir, luma = self._planes(ir, vis)
+        return gray_to_uint8(self.fuse_luminance(luma.y, gray_ir))
 
     def warmup(self, height: int = 256, width: int = 320) -> None:
         """Run one dummy frame so the first real frame does not pay for lazy initialisation."""

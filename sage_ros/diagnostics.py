@@ -1,0 +1,110 @@
+"""Running statistics the fusion node reports on /diagnostics: rates, timings, counters.
+
+Thread-safe: the subscription callbacks and the inference worker both record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+
+class RateMeter:
+    """Messages per second over a sliding window of arrival times."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self.times: deque[float] = deque()
+        self.last: float | None = None
+
+    def tick(self, now: float) -> None:
+        self.times.append(now)
+        self.last = now
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self.times and now - self.times[0] > self.window_s:
+            self.times.popleft()
+
+    def rate(self, now: float) -> float:
+        self._expire(now)
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+
+class Window:
+    """The last N samples of a quantity, summarised as mean / p95 / max."""
+
+    def __init__(self, size: int = 200) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    def summary(self) -> dict[str, float]:
+        if not self.values:
+            return {}
+        array = np.fromiter(self.values, float)
+        return {"mean": float(array.mean()), "p95": float(np.percentile(array, 95)), "max": float(array.max())}
+
+
+class FusionStats:
+    """Everything the node counts and times, behind one lock."""
+
+    STREAMS = ("thermal", "rgb", "fused")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rates = {name: RateMeter() for name in self.STREAMS}
+        self.pair_dt_ms = Window()
+        self.inference_ms = Window()
+        self.latency_ms = Window()
+        self.bad = Counter()
+        self.dropped_pairs = 0
+        self.published = 0
+        self.passthrough = 0
+
+    def arrived(self, stream: str) -> None:
+        with self.lock:
+            self.rates[stream].tick(time.monotonic())
+
+    def last_arrival(self, stream: str) -> float | None:
+        with self.lock:
+            return self.rates[stream].last
+
+    def bad_message(self, kind: str) -> None:
+        with self.lock:
+            self.bad[kind] += 1
+
+    def record(self, **samples: float) -> None:
+        with self.lock:
+            for name, value in samples.items():
+                getattr(self, name).add(value)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def key_values(self, unpaired: int) -> list[KeyValue]:
+        now = time.monotonic()
+        with self.lock:
+            items = [(f"{name} rate (Hz)", f"{meter.rate(now):.2f}") for name, meter in self.rates.items()]
+            for label, window in (("pair stamp difference (ms)", self.pair_dt_ms),
+                                  ("inference (ms)", self.inference_ms),
+                                  ("end-to-end latency (ms)", self.latency_ms)):
+                for stat, value in window.summary().items():
+                    items.append((f"{label} {stat}", f"{value:.2f}"))
+            items += [("published", str(self.published)), ("dropped pairs", str(self.dropped_pairs)),
+                      ("unpaired messages", str(unpaired)), ("passthrough frames", str(self.passthrough)),
+                      ("bad messages", str(sum(self.bad.values())))]
+            items += [(f"bad messages: {kind}", str(n)) for kind, n in sorted(self.bad.items())]
+        return [KeyValue(key=k, value=v) for k, v in items]
+
+
+def status(name: str, hardware_id: str, level: bytes, message: str, values: list[KeyValue]) -> DiagnosticStatus:
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id, values=values)

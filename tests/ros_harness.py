@@ -1,0 +1,91 @@
+"""Real rclpy nodes on loopback for integration tests: the fusion node plus a probe node.
+
+The probe publishes thermal/rgb images and records what the fusion node publishes.
+Both spin in a background executor; ``wait_for`` polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from sage_ros.fusion_node import FusionNode
+from sage_ros.image_conversion import array_to_image_fields
+
+
+def make_image(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
+    msg = Image(**array_to_image_fields(array, encoding))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+class Loopback:
+    """A fusion node under test and a probe node, in one rclpy context of their own."""
+
+    def __init__(self, namespace: str = "/test", **params) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter(name, value=value) for name, value in {"warmup": False, **params}.items()]
+        try:
+            self.node = FusionNode(context=self.context, namespace=namespace, parameter_overrides=overrides)
+        except Exception:
+            rclpy.shutdown(context=self.context)
+            raise
+        self.probe = rclpy.create_node("probe", namespace=namespace, context=self.context)
+        self.fused: list[Image] = []
+        self.infos: list[CameraInfo] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.probe.create_subscription(Image, "fused/image", self.fused.append, 50)
+        self.probe.create_subscription(CameraInfo, "fused/camera_info", self.infos.append, 50)
+        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
+        self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+        self.thermal_info_pub = self.probe.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data)
+        self.rgb_info_pub = self.probe.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+        assert self.wait_for(lambda: self.thermal_pub.get_subscription_count() > 0
+                             and self.rgb_pub.get_subscription_count() > 0
+                             and self.probe.count_publishers(f"{namespace}/fused/image") > 0), "discovery failed"
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return condition()
+
+    def send(self, thermal: Image | None = None, rgb: Image | None = None, gap: float = 0.0) -> None:
+        if thermal is not None:
+            self.thermal_pub.publish(thermal)
+        if gap:
+            time.sleep(gap)
+        if rgb is not None:
+            self.rgb_pub.publish(rgb)
+
+    def diagnostic_values(self) -> dict[str, str]:
+        if not self.diagnostics:
+            return {}
+        status = self.diagnostics[-1].status[0]
+        return {kv.key: kv.value for kv in status.values}
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self._spinner.join(timeout=5.0)
