@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sage_core", "sage_core.*", "sage_ros", "sage_ros.*"]),
-    package_data={"sage_core": ["weights/*.pt", "weights/*.md"]},
+    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -51,6 +51,7 @@ setup(
         "console_scripts": [
             "sage-fuse = sage_core.cli.fuse:main",
             "sage-demo = sage_ros.demo:main",
+            "fusion_node = sage_ros.fusion_node:main",
         ],
     },
     zip_safe=True,

@@ -1,24 +1,29 @@
-"""``sage-demo``: fuse a generated thermal + visible night scene and write pictures to look at.
+"""``sage-demo``: thermal + RGB streams through the real ROS 2 fusion node, written out to look at.
 
-    sage-demo [--out out/demo] [--frames 4] [--weights PATH] [--size 640x512]
+    sage-demo [--data DIR] [--frames 40] [--rate 10] [--size 640x512] [--weights PATH] [--out out/demo]
 
-Needs no dataset: the scene comes from ``sage_core.synthetic``. Writes one
-mosaic per frame (thermal | visible | fused) and an overview of all frames.
+A player node publishes thermal (``mono16``, raw counts as radiometric cameras
+send them) and RGB (``bgr8``) pairs at ``--rate`` Hz: a generated night street
+where people and a car are nearly invisible to the visible camera, or the pairs
+of ``--data DIR`` (``ir/`` + ``vis/``). The fusion node runs as its own process,
+over DDS on loopback only; a recorder node receives the fused stream. Written to
+``--out``: ``frames/NNNN.png`` (thermal | visible | fused), ``demo.mp4``,
+``mosaic.png`` (a few frames at a glance), ``summary.json`` (latency and
+throughput) and ``fusion_node.log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from sage_core.data import write_image_atomic
 from sage_core.errors import SageError
-from sage_core.fuser import Fuser
-from sage_core.synthetic import SyntheticScene
 from sage_core.visualize import mosaic
 
 
@@ -27,40 +32,93 @@ def _size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x512, got {text!r}") from None
+    if width < 64 or height < 64:
+        raise argparse.ArgumentTypeError(f"frame size must be at least 64x64, got {text}")
     return width, height
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sage-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-    parser.add_argument("--frames", type=int, default=4, help="frames of the scene to fuse")
+    parser.add_argument("--data", type=Path, default=None, help="dataset folder with ir/ and vis/ (default: generated)")
+    parser.add_argument("--frames", type=int, default=40, help="pairs to publish (default 40)")
+    parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
+    parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
     parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: shipped model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--size", type=_size, default=(640, 512), help="frame size WxH (default 640x512)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    return parser
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:
+    """mp4 through OpenCV's own encoder; False (and no file) when this OpenCV build has none."""
+    height, width = frames[0].shape[:2]
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width - width % 2, height - height % 2))
+    if not writer.isOpened():
+        return False
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[: height - height % 2, : width - width % 2]))
+    writer.release()
+    tmp.replace(path)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sage_ros.loopback import LoopbackError, dataset_input_pairs, isolate_dds, run_loopback, synthetic_pairs
+
+    isolate_dds()  # before anything starts rclpy: DDS stays on loopback
+    if args.frames < 1 or args.rate <= 0:
+        print("sage-demo: error: --frames must be >= 1 and --rate > 0", file=sys.stderr)
+        return 2
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        fuser = Fuser.from_weights(args.weights, device=args.device)
-        fuser.warmup(args.size[1], args.size[0])
-        scene = SyntheticScene(*args.size)
-        rows, times = [], []
-        for index in range(args.frames):
-            frame = scene.frame(t=1.5 * index)
-            started = time.perf_counter()
-            fused = fuser.fuse(frame.thermal_mono8, frame.visible)
-            times.append(time.perf_counter() - started)
-            strip = mosaic([("thermal", frame.thermal_mono8), ("visible", frame.visible),
-                            (f"fused ({fuser.name})", fused)])
-            write_image_atomic(args.out / f"frame_{index:03d}.png", strip)
-            rows.append(strip)
-        overview = write_image_atomic(args.out / "mosaic.png", np.concatenate(rows, axis=0))
-    except SageError as exc:
+        (args.out / "frames").mkdir(exist_ok=True)
+        if args.data:
+            pairs = dataset_input_pairs(args.data, args.frames)
+            source = f"{args.data} ({args.frames} pairs, thermal mono8)"
+        else:
+            pairs = synthetic_pairs(args.frames, *args.size, rate=args.rate)
+            source = f"generated night street {args.size[0]}x{args.size[1]} (thermal mono16)"
+        params = {"device": args.device}
+        if args.weights:
+            params["weights"] = str(args.weights.resolve())
+        print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
+              f"domain {__import__('os').environ['ROS_DOMAIN_ID']})", flush=True)
+        result = run_loopback(pairs, args.rate, params, keep_frames=True, log_path=args.out / "fusion_node.log")
+    except (SageError, LoopbackError) as exc:
         print(f"sage-demo: error: {exc}", file=sys.stderr)
         return 2
-    print(f"fused {args.frames} frames of {args.size[0]}x{args.size[1]} with {fuser.name} on {fuser.device}: "
-          f"{1000 * float(np.median(times)):.1f} ms per frame (median)")
+
+    strips = []
+    for index, fused in sorted(result.fused.items()):
+        pair = pairs[index]
+        strip = mosaic([("thermal", pair.thermal), ("visible", pair.visible), ("fused", fused)])
+        write_image_atomic(args.out / "frames" / f"{index:04d}.png", strip)
+        strips.append(strip)
+    if not strips:
+        print(f"sage-demo: error: no fused frame came back; see {args.out / 'fusion_node.log'}", file=sys.stderr)
+        return 1
+    picks = [strips[i] for i in np.linspace(0, len(strips) - 1, min(4, len(strips))).round().astype(int)]
+    overview = write_image_atomic(args.out / "mosaic.png", np.concatenate(picks, axis=0))
+    video = args.out / "demo.mp4"
+    has_video = _write_video(video, strips, min(args.rate, 30.0))
+    latency = result.latency_percentiles()
+    summary = {
+        "source": source, "rate_hz": args.rate, "sent": result.sent, "received": result.received,
+        "delivered_hz": round(result.delivered_hz, 2),
+        "latency_ms": {k: round(v, 1) for k, v in latency.items()},
+        "node_diagnostics": result.diagnostics,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"sage-demo: {result.received}/{result.sent} fused frames back, {result.delivered_hz:.1f} Hz delivered; "
+          f"latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms (publish -> fused received); "
+          f"node inference mean {result.diagnostics.get('inference (ms) mean', '?')} ms, "
+          f"dropped pairs {result.diagnostics.get('dropped pairs', '?')}")
     print(f"look at: {overview.resolve()}")
+    print(f"    and: {(args.out / 'frames').resolve()}/ ({len(strips)} frames)"
+          + (f", {video.resolve()}" if has_video else "") + f", {(args.out / 'summary.json').resolve()}")
     return 0
 
 

@@ -319,10 +319,16 @@ class FusionNode(Node):
                 self._warned_no_data.add(stream)
                 offered = {str(info.qos_profile.reliability.name).lower()
                            for info in self.get_publishers_info_by_topic(subscription.topic_name)}
+                if self.params.qos_reliability == "reliable" and "best_effort" in offered:
+                    cause = ("QoS mismatch: this subscription is reliable, a publisher offers best_effort; "
+                             "set qos_reliability:=best_effort")
+                else:
+                    cause = ("QoS is compatible, so the transport is losing the messages: large images over "
+                             "Fast DDS's default 512 KB shared-memory segments are dropped; use a profile with "
+                             "larger segments (sage_ros/fastdds_loopback.xml) or reliable QoS on both sides")
                 self.get_logger().warning(
-                    f"{subscription.topic_name} has {publishers} publisher(s) but nothing arrived in {waited:.1f} s: "
-                    f"likely a QoS mismatch (this subscription: {self.params.qos_reliability}; publishers offer: "
-                    f"{', '.join(sorted(offered)) or 'unknown'}); set qos_reliability to match")
+                    f"{subscription.topic_name} has {publishers} publisher(s) (offering "
+                    f"{', '.join(sorted(offered)) or 'unknown'}) but nothing arrived in {waited:.1f} s. {cause}")
 
     def _publish_diagnostics(self) -> None:
         problems = [f"{s} stale" for s in ("thermal", "rgb") if self._is_stale(s)]

@@ -6,15 +6,14 @@ that no test run ever multicasts discovery on an external interface.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# A domain of this run's own (valid Fast DDS domains: 0..232), so concurrent runs never meet.
-os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
-os.environ.pop("ROS_STATIC_PEERS", None)
+from sage_ros.loopback import isolate_dds  # imports no rclpy
+
+# Loopback only, and a domain of this run's own (valid Fast DDS domains: 0..232).
+isolate_dds()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

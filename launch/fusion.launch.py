@@ -1,0 +1,93 @@
+"""Launch the sage_ros fusion node (and optionally rviz2 with the packaged view).
+
+    ros2 launch sage_ros fusion.launch.py thermal_topic:=/boson/image_raw rgb_topic:=/camera/color/image_raw
+    ros2 launch sage_ros fusion.launch.py namespace:=front weights:=/models/student.pt rviz:=true
+
+Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``);
+the others come from ``params_file`` (default: the packaged config/fusion.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+# (name, default, description). An empty default leaves the value of params_file in force.
+ARGUMENTS = [
+    ("namespace", "", "namespace of the fusion node and its relative topics"),
+    ("params_file", "", "parameter YAML file (empty: the packaged config/fusion.yaml)"),
+    ("thermal_topic", "thermal/image", "thermal image topic (its camera_info is the sibling topic)"),
+    ("rgb_topic", "rgb/image", "RGB image topic (its camera_info is the sibling topic)"),
+    ("fused_topic", "fused/image", "fused output image topic (fused camera_info is the sibling topic)"),
+    ("weights", "", "checkpoint file (ours or the released SAGE student); empty: params_file / shipped model"),
+    ("device", "", "inference device: auto, cpu or cuda (empty: params_file)"),
+    ("output_encoding", "", "bgr8, rgb8 or mono8 (empty: params_file)"),
+    ("reference_camera", "", "rgb or thermal: whose grid, stamp and frame_id the output takes (empty: params_file)"),
+    ("slop", "", "largest thermal/RGB stamp difference in seconds that may pair (empty: params_file)"),
+    ("qos_reliability", "", "input subscriptions: best_effort or reliable, to match the drivers (empty: params_file)"),
+    ("on_stale", "", "when one camera stops: drop or passthrough (empty: params_file)"),
+    ("log_level", "info", "log level of the fusion node"),
+    ("rviz", "false", "also start rviz2 with the packaged thermal / RGB / fused view"),
+]
+#: Arguments passed to the node as parameters when not empty, with their types.
+PARAMETER_ARGUMENTS = {"weights": str, "device": str, "output_encoding": str, "reference_camera": str,
+                       "slop": float, "qos_reliability": str, "on_stale": str}
+
+
+def _sibling(topic: str, name: str) -> str:
+    head = topic.rsplit("/", 1)[0] if "/" in topic else ""
+    return f"{head}/{name}" if head else name
+
+
+def _absolute(topic: str, namespace: str) -> str:
+    if topic.startswith("/"):
+        return topic
+    prefix = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return f"{prefix}/{topic}"
+
+
+def _launch_setup(context, *args, **kwargs):
+    value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    share = FindPackageShare("sage_ros").perform(context)
+    params_file = value["params_file"] or os.path.join(share, "config", "fusion.yaml")
+    overrides = {name: kind(value[name]) for name, kind in PARAMETER_ARGUMENTS.items() if value[name]}
+    remappings = []
+    for local, topic in (("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
+                         ("fused/image", value["fused_topic"])):
+        remappings += [(local, topic), (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
+    actions = [Node(
+        package="sage_ros", executable="fusion_node", name="sage_fusion", namespace=value["namespace"],
+        parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,
+        arguments=["--ros-args", "--log-level", f"sage_fusion:={value['log_level']}"],
+    )]
+    if value["rviz"].lower() in ("true", "1", "yes"):
+        actions.append(Node(package="rviz2", executable="rviz2", name="sage_fusion_rviz", output="screen",
+                            arguments=["-d", _rviz_config(share, value)]))
+    return actions
+
+
+def _rviz_config(share: str, value: dict) -> str:
+    """The packaged view, with its topics rewritten for this namespace and these remappings."""
+    with open(os.path.join(share, "rviz", "fusion.rviz"), encoding="utf-8") as handle:
+        text = handle.read()
+    for default, topic in (("/thermal/image", value["thermal_topic"]), ("/rgb/image", value["rgb_topic"]),
+                           ("/fused/image", value["fused_topic"])):
+        text = text.replace(f"Value: {default}\n", f"Value: {_absolute(topic, value['namespace'])}\n")
+    handle, path = tempfile.mkstemp(prefix="sage_fusion_", suffix=".rviz")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, default, description in ARGUMENTS]
+        + [OpaqueFunction(function=_launch_setup)]
+    )
