@@ -45,6 +45,7 @@ setup(
             "ros-kilted-diagnostic-msgs==5.5.1",
         ],
         "sam": ["segment-anything==1.0"],
+        "eval": ["matplotlib==3.11.2"],
         "dev": ["pytest==9.2.0"],
     },
     entry_points={

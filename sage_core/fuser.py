@@ -37,38 +37,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-class Fuser:
-    """A loaded fusion network on a device, ready to fuse image pairs of any size.
+class LuminanceFuser:
+    """The colour pipeline around a luminance fusion rule (method.md): subclasses give ``fuse_luminance``.
 
-    The model is loaded once; :meth:`fuse` runs under ``torch.inference_mode``.
+    Networks (:class:`Fuser`) and the classical baselines share it, so every method
+    is compared through exactly the same colour conversion.
     """
 
-    def __init__(self, model: FusionModel, device: str | torch.device = "auto",
-                 info: CheckpointInfo | None = None) -> None:
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.info = info
-
-    @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Fuser:
-        """Load any checkpoint we accept (ours or the released student); None -> shipped default."""
-        model, info = load_model(DEFAULT_WEIGHTS if weights is None else weights)
-        return cls(model, device=device, info=info)
-
-    @property
-    def name(self) -> str:
-        return self.info.arch if self.info else self.model.arch
-
-    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+    name = "fuser"
 
     def fuse_luminance(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
-        """Visible luminance and thermal, float32 H x W in [0, 1] -> fused luminance (unclamped)."""
-        if y.shape != ir.shape or y.ndim != 2:
-            raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
-        with torch.inference_mode():
-            fused = self.model(self._to_tensor(y), self._to_tensor(ir))
-        return fused[0, 0].float().cpu().numpy()
+        """Visible luminance and thermal, float32 H x W in [0, 1] -> fused luminance (clamped later)."""
+        raise NotImplementedError
 
     @staticmethod
     def _planes(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, LumaChroma]:
@@ -91,6 +71,40 @@ class Fuser:
         """Like :meth:`fuse`, but returns the fused luminance alone as a uint8 H x W image."""
         gray_ir, luma = self._planes(ir, vis)
         return gray_to_uint8(self.fuse_luminance(luma.y, gray_ir))
+
+
+class Fuser(LuminanceFuser):
+    """A loaded fusion network on a device, ready to fuse image pairs of any size.
+
+    The model is loaded once; :meth:`fuse` runs under ``torch.inference_mode``.
+    """
+
+    def __init__(self, model: FusionModel, device: str | torch.device = "auto",
+                 info: CheckpointInfo | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.info = info
+
+    @classmethod
+    def from_weights(cls, weights: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Fuser:
+        """Load any checkpoint we accept (ours or the released student); None -> shipped default."""
+        model, info = load_model(DEFAULT_WEIGHTS if weights is None else weights)
+        return cls(model, device=device, info=info)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.info.arch if self.info else self.model.arch
+
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+
+    def fuse_luminance(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        """Visible luminance and thermal, float32 H x W in [0, 1] -> fused luminance (unclamped)."""
+        if y.shape != ir.shape or y.ndim != 2:
+            raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
+        with torch.inference_mode():
+            fused = self.model(self._to_tensor(y), self._to_tensor(ir))
+        return fused[0, 0].float().cpu().numpy()
 
     def warmup(self, height: int = 256, width: int = 320) -> None:
         """Run one dummy frame so the first real frame does not pay for lazy initialisation."""
