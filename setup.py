@@ -45,7 +45,8 @@ setup(
             "ros-kilted-diagnostic-msgs==5.5.1",
         ],
         "sam": ["segment-anything==1.0"],
-        "eval": ["matplotlib==3.11.2"],
+        # Training and evaluation tools (training/): SAM priors, TensorBoard logs, metric charts.
+        "train": ["segment-anything==1.0", "tensorboard==2.21.0", "matplotlib==3.11.2"],
         "dev": ["pytest==9.2.0"],
     },
     entry_points={

@@ -313,13 +313,15 @@ def _avg_pool2(x: np.ndarray) -> np.ndarray:
     return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
 
 
-def _ssim_pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _ssim_pair(x: np.ndarray, y: np.ndarray, multiscale: bool) -> tuple[float, float]:
     """(SSIM, MS-SSIM) of one pair: MS-SSIM's first level is SSIM's computation, so both come at once."""
     ssim_value, values = 0.0, []
     for level, weight in enumerate(_MS_SSIM_WEIGHTS):
         s, cs = _ssim_cs(x, y)
         if level == 0:
             ssim_value = s
+            if not multiscale:
+                return s, math.nan
         last = level == len(_MS_SSIM_WEIGHTS) - 1
         values.append(max(s if last else cs, 0.0) ** weight)
         if not last:
@@ -331,19 +333,21 @@ def _ssim_pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 MS_SSIM_MIN_SIDE = (_SSIM_G.size - 1) * 2 ** (len(_MS_SSIM_WEIGHTS) - 1) + 1
 
 
-def ssim_family(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """SSIM(A, F) + SSIM(B, F) and MS-SSIM(A, F) + MS-SSIM(B, F), reference convention."""
-    if min(f.shape) < MS_SSIM_MIN_SIDE:
+def ssim_family(f: np.ndarray, a: np.ndarray, b: np.ndarray, multiscale: bool = True) -> dict[str, float]:
+    """SSIM(A, F) + SSIM(B, F) and (``multiscale``) MS-SSIM(A, F) + MS-SSIM(B, F), reference convention."""
+    if multiscale and min(f.shape) < MS_SSIM_MIN_SIDE:
         raise FusionInputError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} pixels on the shorter side "
                                f"(5 scales of an 11-pixel window), got {f.shape[1]}x{f.shape[0]}")
     fs = _reference_scale(f)
-    (s_a, ms_a), (s_b, ms_b) = _ssim_pair(_reference_scale(a), fs), _ssim_pair(_reference_scale(b), fs)
-    return {"SSIM": s_a + s_b, "MS_SSIM": ms_a + ms_b}
+    (s_a, ms_a), (s_b, ms_b) = (_ssim_pair(_reference_scale(a), fs, multiscale),
+                                _ssim_pair(_reference_scale(b), fs, multiscale))
+    return {"SSIM": s_a + s_b, "MS_SSIM": ms_a + ms_b} if multiscale else {"SSIM": s_a + s_b}
 
 
 # ----- all together ------------------------------------------------------------------------------------
 
-#: Metric name -> function of (f, a, b) returning {name: value}; SSIM and MS-SSIM share one computation.
+#: Metric name -> function of (f, a, b) returning {name: value}; SSIM and MS-SSIM (one shared
+#: computation) are handled by :func:`ssim_family`.
 _GROUPS: dict[str, Callable[..., dict[str, float]]] = {
     "EN": lambda f, a, b: {"EN": entropy(f)},
     "SD": lambda f, a, b: {"SD": standard_deviation(f)},
@@ -355,8 +359,6 @@ _GROUPS: dict[str, Callable[..., dict[str, float]]] = {
     "VIF": lambda f, a, b: {"VIF": vif(f, a, b)},
     "Qabf": lambda f, a, b: {"Qabf": qabf(f, a, b)},
     "Nabf": lambda f, a, b: {"Nabf": nabf(f, a, b)},
-    "SSIM": ssim_family,
-    "MS_SSIM": ssim_family,
     "PSNR": lambda f, a, b: {"PSNR": psnr(f, a, b)},
 }
 
@@ -364,12 +366,16 @@ _GROUPS: dict[str, Callable[..., dict[str, float]]] = {
 def gray_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray, names: tuple[str, ...] = METRICS) -> dict[str, float]:
     """Metrics of float64 [0, 255] gray images (already converted with :func:`to_gray_l`)."""
     _check_triple(f, a, b)
-    unknown = [n for n in names if n not in _GROUPS]
+    unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise FusionInputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     values: dict[str, float] = {}
     for name in names:
-        if name not in values:
+        if name in values:
+            continue
+        if name in ("SSIM", "MS_SSIM"):
+            values.update(ssim_family(f, a, b, multiscale="MS_SSIM" in names))
+        else:
             values.update(_GROUPS[name](f, a, b))
     return {name: values[name] for name in names}
 

@@ -47,3 +47,16 @@ def source_weights(fused: np.ndarray, ir: np.ndarray, y: np.ndarray) -> tuple[fl
     coef, *_ = np.linalg.lstsq(design, target, rcond=None)
     residual = target - design @ coef
     return float(coef[0]), float(coef[1]), float(1.0 - residual.var() / target.var())
+
+
+def training_main(script: str, args: list[str]) -> int:
+    """Run ``training/<script>.py``'s ``main(args)`` in this process (the scripts are not a package)."""
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "training" / f"{script}.py"
+    return runpy.run_path(str(path), run_name=f"training_{script}")["main"](args)
+
+
+def distill_main(args: list[str]) -> int:
+    return training_main("distill", args)

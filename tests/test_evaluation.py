@@ -2,7 +2,6 @@
 
 import csv
 import json
-import runpy
 from pathlib import Path
 
 import cv2
@@ -13,6 +12,7 @@ from sage_core.baselines import AverageFusion, GuidedFilterFusion, MaxFusion, ma
 from sage_core.errors import FusionInputError
 from sage_core.metrics import METRICS
 from sage_core.synthetic import SyntheticScene
+from tests.helpers import training_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def run_evaluate(args: list[str]) -> int:
-    module = runpy.run_path(str(REPO / "training" / "evaluate.py"), run_name="evaluate_test")
-    return module["main"](args)
+    return training_main("evaluate", args)
 
 
 def test_evaluate_writes_tables_csv_charts_and_mosaics(dataset, tmp_path, capsys):

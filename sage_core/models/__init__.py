@@ -6,11 +6,13 @@ from sage_core.errors import CheckpointError
 from sage_core.models.base import FusionModel
 from sage_core.models.lite_fuse import LiteFuse
 from sage_core.models.sage_student import SageStudent
+from sage_core.models.spa_teacher import SPATeacher
 
 #: Architecture name (as stored in checkpoints) -> model class.
 ARCHITECTURES: dict[str, type[FusionModel]] = {
     SageStudent.arch: SageStudent,
     LiteFuse.arch: LiteFuse,
+    SPATeacher.arch: SPATeacher,
 }
 
 
@@ -28,4 +30,4 @@ def build_model(arch: str, config: dict | None = None) -> FusionModel:
         raise CheckpointError(f"config {config!r} does not fit architecture {arch!r}: {exc}") from None
 
 
-__all__ = ["ARCHITECTURES", "FusionModel", "LiteFuse", "SageStudent", "build_model"]
+__all__ = ["ARCHITECTURES", "FusionModel", "LiteFuse", "SPATeacher", "SageStudent", "build_model"]
