@@ -22,7 +22,7 @@ ensure_env() {
   fi
   echo "run.sh: creating the environment in $venv (first run: a few minutes, PyTorch is large)" >&2
   "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -e ".[ros,train,dev]"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q -e ".[ros,train,export,dev]"
   echo "$want" >"$stamp"
 }
 

@@ -47,6 +47,10 @@ setup(
         "sam": ["segment-anything==1.0"],
         # Training and evaluation tools (training/): SAM priors, TensorBoard logs, metric charts.
         "train": ["segment-anything==1.0", "tensorboard==2.21.0", "matplotlib==3.11.2"],
+        # Exported models: ONNX (export and checks) and ONNX Runtime (a CPU/CUDA inference backend).
+        "export": ["onnx==1.23.2", "onnxruntime==1.32.0"],
+        # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
+        "tensorrt": ["torch-tensorrt"],
         "dev": ["pytest==9.2.0"],
     },
     entry_points={

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from sage_core.errors import FusionInputError
 
@@ -128,3 +129,45 @@ def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.nda
 def gray_to_uint8(image01: np.ndarray) -> np.ndarray:
     """Float [0, 1] image -> uint8 with the pipeline's rounding (clamp, x * 255 + 0.5)."""
     return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+# ----- the same pipeline as torch operations, for a GPU (float arithmetic: within one grey level) ------
+
+_DTYPE_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0, torch.int32: 65535.0}
+
+
+def _unit_torch(image: torch.Tensor) -> torch.Tensor:
+    if image.dtype in (torch.float32, torch.float64, torch.float16):
+        return image.float()
+    return image.float() / _DTYPE_MAX.get(image.dtype, 255.0)
+
+
+def _bgr_to_luma_torch(bgr: torch.Tensor) -> torch.Tensor:
+    return 0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]
+
+
+def ir_to_gray_torch(ir: torch.Tensor) -> torch.Tensor:
+    """Thermal tensor (H x W or H x W x C, 8/16-bit or float) -> float H x W in [0, 1] on its device."""
+    ir = _unit_torch(ir)
+    if ir.ndim == 3:
+        ir = ir[..., 0] if ir.shape[2] == 1 else _bgr_to_luma_torch(ir)
+    return ir
+
+
+def vis_to_luma_chroma_torch(vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Visible BGR(A) or gray tensor -> (Y, Cr, Cb) float in [0, 1], OpenCV's BGR2YCrCb coefficients."""
+    vis = _unit_torch(vis)
+    if vis.ndim == 2 or vis.shape[2] == 1:
+        y = vis.reshape(vis.shape[0], vis.shape[1])
+        half = torch.full_like(y, 0.5)
+        return y, half, half
+    y = _bgr_to_luma_torch(vis)
+    return y, (vis[..., 2] - y) * 0.713 + 0.5, (vis[..., 0] - y) * 0.564 + 0.5
+
+
+def recompose_bgr_torch(fused_y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
+    """Like :func:`recompose_bgr`, on torch tensors: BGR uint8 H x W x 3 on the same device."""
+    dcr, dcb = cr - 0.5, cb - 0.5
+    bgr = torch.stack((fused_y + _CB_TO_B * dcb, fused_y - _CR_TO_G * dcr - _CB_TO_G * dcb,
+                       fused_y + _CR_TO_R * dcr), dim=-1)
+    return (bgr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)

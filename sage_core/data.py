@@ -6,13 +6,13 @@ Datasets follow one layout: ``NAME/ir/<stem>.<ext>`` and ``NAME/vis/<stem>.<ext>
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from sage_core.atomic import atomic_path
 from sage_core.errors import ImageReadError, PairingError
 
 #: File extensions read as images (case-insensitive).
@@ -47,14 +47,8 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise ImageReadError(f"{path}: OpenCV could not encode a {image.dtype} image of shape {image.shape}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
     return path
 
 

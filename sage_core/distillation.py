@@ -30,7 +30,8 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from sage_core.checkpoint import load_model, save_checkpoint
+from sage_core.atomic import atomic_path
+from sage_core.checkpoint import file_sha256, load_model, save_checkpoint
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.data import dataset_pairs, read_pair
 from sage_core.errors import SageError
@@ -39,7 +40,7 @@ from sage_core.losses import (FeatureProjections, TripletWeights, contrastive_lo
                               teacher_loss)
 from sage_core.metrics import all_metrics
 from sage_core.models import FusionModel, SPATeacher, build_model
-from sage_core.sam_priors import GeneratorSettings, MaskCache, SamFeatures, load_sam, sam_inputs
+from sage_core.sam_priors import GeneratorSettings, MaskCache, SamFeatures, image_digest, load_sam, sam_inputs
 from sage_core.training import CropSampler
 
 TEACHER_KINDS = ("spa", "sage-official", "none")
@@ -59,6 +60,7 @@ class DataConfig:
     train: list = field(default_factory=list)  # folders with ir/ and vis/
     val: str | None = None  # held-out folder, evaluated every val_every steps
     max_images: int | None = None  # per training folder (smoke runs)
+    holdout: int = 0  # the last N training pairs are held out for validation (when val is not given)
     crop: list = field(default_factory=lambda: [192, 256])  # H, W
     batch_size: int = 4
     val_every: int = 100
@@ -69,6 +71,10 @@ class DataConfig:
 class TeacherConfig:
     kind: str = "spa"
     checkpoint: str | None = None  # sage-official: the released student; spa: optional initial weights
+    # sage-official only: run the frozen teacher once per whole training image (cached on disk in this
+    # folder) instead of on every crop; much faster on CPU, no crop-border effects. The feature loss
+    # needs the teacher's features per crop, so it is off in this mode.
+    output_cache: str | None = None
     width: int = 64
     patches: int = 4
     heads: int = 2
@@ -183,6 +189,8 @@ def check_config(c: DistillConfig) -> None:
         raise ConfigError(f"teacher.kind {c.teacher.kind!r}; expected one of {', '.join(TEACHER_KINDS)}")
     if c.teacher.kind == "sage-official" and not c.teacher.checkpoint:
         raise ConfigError("teacher.kind sage-official needs teacher.checkpoint (the released student's .pt)")
+    if c.teacher.output_cache and c.teacher.kind != "sage-official":
+        raise ConfigError("teacher.output_cache is for a frozen teacher (teacher.kind sage-official)")
     if not c.data.train:
         raise ConfigError("data.train: give at least one folder with ir/ and vis/")
     if not (isinstance(c.data.crop, list) and len(c.data.crop) == 2 and all(int(v) >= 16 for v in c.data.crop)):
@@ -225,8 +233,10 @@ def unpack_masks(packed: torch.Tensor, k: int, min_pixels: int = 16) -> torch.Te
 
 
 def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | None, rank: int = 0, world: int = 1,
-                        progress: bool = True) -> tuple[list[tuple], list[str]]:
-    """(Y, ir[, ir mask bits, vis mask bits]) per image of this process's shard (every world-th pair).
+                        progress: bool = True, teacher_outputs: TeacherOutputCache | None = None
+                        ) -> tuple[list[tuple], list[str]]:
+    """(Y, ir[, teacher output][, ir mask bits, vis mask bits]) per image of this process's shard
+    (every world-th pair).
 
     Every image is checked against the crop size before SAM runs on any. SAM masks come from the
     cache, so SAM runs once per image across epochs and runs.
@@ -243,6 +253,8 @@ def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | N
     for ir, vis in tqdm(images, desc="preparing training pairs" + (" + SAM masks" if cache else ""), unit="pair",
                         disable=not progress):
         planes: tuple = (vis_to_luma_chroma(vis).y, ir_to_gray(ir))
+        if teacher_outputs is not None:
+            planes += (teacher_outputs.output(*planes),)
         if cache is not None:
             ir8, vis_rgb = sam_inputs(ir, vis)
             planes += (_pack_masks(cache.masks(ir8)), _pack_masks(cache.masks(vis_rgb)))
@@ -250,13 +262,49 @@ def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | N
     return items, [str(p.ir) for p in chosen]
 
 
-def training_pairs(config: DistillConfig) -> list:
-    """The training pairs of every data.train folder (at most data.max_images each)."""
+def _all_pairs(config: DistillConfig) -> list:
     pairs = []
     for folder in config.data.train:
         found = dataset_pairs(folder)
         pairs += found[: config.data.max_images] if config.data.max_images else found
+    if config.data.holdout and config.data.holdout >= len(pairs):
+        raise ConfigError(f"data.holdout {config.data.holdout} leaves no training pairs (there are {len(pairs)})")
     return pairs
+
+
+def training_pairs(config: DistillConfig) -> list:
+    """The training pairs of every data.train folder (at most data.max_images each), minus the holdout."""
+    pairs = _all_pairs(config)
+    return pairs[: len(pairs) - config.data.holdout] if config.data.holdout else pairs
+
+
+def validation_pairs(config: DistillConfig) -> list:
+    """data.val's pairs, or the held-out end of the training pairs; at most data.val_max_images."""
+    if config.data.val:
+        pairs = dataset_pairs(config.data.val)
+    else:
+        pairs = _all_pairs(config)[-config.data.holdout:] if config.data.holdout else []
+    return pairs[: config.data.val_max_images]
+
+
+class TeacherOutputCache:
+    """Outputs of a frozen teacher on whole training images, float16 on disk, keyed by teacher and image."""
+
+    def __init__(self, root: str | os.PathLike, teacher: FusionModel, teacher_file: str, device: torch.device):
+        self.root = Path(root) / file_sha256(teacher_file)[:16]
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.teacher, self.device = teacher, device
+
+    def output(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        path = self.root / f"{image_digest(np.stack((y, ir)))}.npy"
+        if path.is_file():
+            return np.load(path).astype(np.float32)
+        with torch.no_grad():
+            reference = self.teacher(torch.from_numpy(y)[None, None].to(self.device),
+                                     torch.from_numpy(ir)[None, None].to(self.device))[0, 0].float().cpu().numpy()
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, reference.astype(np.float16))
+        return reference
 
 
 def mask_cache(config: DistillConfig) -> MaskCache:
@@ -317,14 +365,18 @@ class Distiller:
             self.phi = SamFeatures(self.cache.sam, c.sam.feature_blocks).to(self.device)
 
         # Data: each process loads its shard of the training images.
+        self.teacher_outputs = None
+        if c.teacher.kind == "sage-official" and c.teacher.output_cache:
+            self.teacher_outputs = TeacherOutputCache(c.teacher.output_cache, self.teacher, c.teacher.checkpoint,
+                                                      self.device)
         items, self.train_files = load_training_items(training_pairs(c), tuple(c.data.crop), self.cache,
-                                                      self.rank, self.world, self.progress)
+                                                      self.rank, self.world, self.progress, self.teacher_outputs)
         self.sampler = CropSampler(items, tuple(c.data.crop), seed=c.run.seed + self.rank)
-        self.val_pairs = dataset_pairs(c.data.val)[: c.data.val_max_images] if c.data.val else []
+        self.val_pairs = validation_pairs(c)
 
         # Projections for the feature loss: shapes from one dry run on a small input.
         self.projections = None
-        if self.teacher is not None:
+        if self.teacher is not None and self.teacher_outputs is None:
             with torch.no_grad():
                 probe = torch.zeros(1, 1, 32, 32, device=self.device)
                 t_ch = [f.shape[1] for f in self.teacher.forward_features(probe, probe)[1]]
@@ -358,13 +410,15 @@ class Distiller:
     # ----- one batch --------------------------------------------------------------------------------
 
     def _batch(self):
+        """(Y, ir, ir masks, vis masks, cached teacher output); absent parts are None."""
         planes = [t.to(self.device) for t in self.sampler.sample(self.config.data.batch_size)]
-        y, ir = planes[0], planes[1]
-        if len(planes) == 4:
+        y, ir, rest = planes[0], planes[1], planes[2:]
+        reference = rest.pop(0) if self.teacher_outputs is not None else None
+        if rest:
             k = self.config.teacher.patches
-            return y, ir, unpack_masks(planes[2].cpu(), k).to(self.device), unpack_masks(planes[3].cpu(), k).to(
-                self.device)
-        return y, ir, None, None
+            return y, ir, unpack_masks(rest[0].cpu(), k).to(self.device), unpack_masks(rest[1].cpu(), k).to(
+                self.device), reference
+        return y, ir, None, None, reference
 
     def _teacher_out(self, y, ir, m_ir, m_vis):
         if self.config.teacher.kind == "spa":
@@ -372,10 +426,10 @@ class Distiller:
         return self.teacher.forward_features(y, ir)
 
     def student_step(self) -> dict[str, float]:
-        y, ir, m_ir, m_vis = self._batch()
+        y, ir, m_ir, m_vis, reference = self._batch()
         self.student.train()
-        reference = t_feats = None
-        if self.teacher is not None:
+        t_feats = None
+        if self.teacher is not None and reference is None:
             self.teacher.eval()
             with torch.no_grad():
                 reference, t_feats = self._teacher_out(y, ir, m_ir, m_vis)
@@ -395,7 +449,7 @@ class Distiller:
         return {"student/loss": float(loss.detach()), **{f"student/{k}": float(v.detach()) for k, v in terms.items()}}
 
     def teacher_step(self) -> dict[str, float]:
-        y, ir, m_ir, m_vis = self._batch()
+        y, ir, m_ir, m_vis, _ = self._batch()
         self.teacher.train()
         self.student.eval()
         with torch.no_grad():
@@ -441,10 +495,12 @@ class Distiller:
     def _sample_images(self) -> None:
         if self.rank != 0 or self.writer is None:
             return
-        y, ir, m_ir, m_vis = self._batch()
+        y, ir, m_ir, m_vis, reference = self._batch()
         with torch.no_grad():
             panels = [ir, y, self.student(y, ir).clamp(0, 1)]
-            if self.teacher is not None:
+            if reference is not None:
+                panels.append(reference.clamp(0, 1))
+            elif self.teacher is not None:
                 panels.append(self._teacher_out(y, ir, m_ir, m_vis)[0].clamp(0, 1))
         self.writer.add_images("samples/ir|vis|student|teacher", torch.cat(panels, dim=3), self.step)
 
@@ -468,9 +524,8 @@ class Distiller:
             "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
         }
-        tmp = self.out / ".state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / "state.pt")
+        with atomic_path(self.out / "state.pt") as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> None:
         path = self.out / "state.pt"

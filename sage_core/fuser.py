@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sage_core.checkpoint import CheckpointInfo, load_model
-from sage_core.color import LumaChroma, gray_to_uint8, ir_to_gray, recompose_bgr, vis_to_luma_chroma
+from sage_core.checkpoint import CheckpointInfo
+from sage_core.color import (LumaChroma, gray_to_uint8, ir_to_gray, ir_to_gray_torch, recompose_bgr,
+                             recompose_bgr_torch, vis_to_luma_chroma, vis_to_luma_chroma_torch)
 from sage_core.errors import FusionInputError
 from sage_core.models import FusionModel
+from sage_core.runtime import Backend, TorchBackend, load_backend
 
 #: Shipped default model (our format), used when no weights are given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lite_fuse_default.pt"
@@ -74,37 +76,66 @@ class LuminanceFuser:
 
 
 class Fuser(LuminanceFuser):
-    """A loaded fusion network on a device, ready to fuse image pairs of any size.
+    """A fusion network on a device behind an inference backend, ready to fuse pairs of any size.
 
-    The model is loaded once; :meth:`fuse` runs under ``torch.inference_mode``.
+    Built from a model (eager PyTorch) or from a model file with :meth:`from_weights`, which
+    accepts our checkpoints, the released student and exported artefacts, and picks the backend
+    (``auto``: the fastest available here; see :mod:`sage_core.runtime`). The model is loaded
+    once. On a GPU, colour conversion runs on the GPU too, next to the model.
     """
 
-    def __init__(self, model: FusionModel, device: str | torch.device = "auto",
-                 info: CheckpointInfo | None = None) -> None:
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+    def __init__(self, model: FusionModel | Backend, device: str | torch.device = "auto",
+                 info: CheckpointInfo | None = None, decisions: list[str] | None = None) -> None:
+        if isinstance(model, Backend):
+            self.backend = model
+        else:
+            self.backend = TorchBackend(model, resolve_device(device))
+        self.device = self.backend.device
         self.info = info
+        self.decisions = decisions or []
+        self._arch = info.arch if info else getattr(model, "arch", self.backend.name)
+        self.colour_on_device = self.backend.tensors and self.device.type == "cuda"
 
     @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Fuser:
-        """Load any checkpoint we accept (ours or the released student); None -> shipped default."""
-        model, info = load_model(DEFAULT_WEIGHTS if weights is None else weights)
-        return cls(model, device=device, info=info)
+    def from_weights(cls, weights: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                     backend: str = "auto", fp16: bool = False, cache_dir: str | os.PathLike | None = None,
+                     force_rebuild: bool = False) -> Fuser:
+        """Load any model file we accept; None -> the shipped default model."""
+        loaded = load_backend(DEFAULT_WEIGHTS if weights is None else weights, resolve_device(device), backend,
+                              fp16, cache_dir, force_rebuild)
+        return cls(loaded.backend, info=loaded.info, decisions=loaded.decisions)
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return self.info.arch if self.info else self.model.arch
+        return self._arch
 
-    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+    @property
+    def description(self) -> str:
+        return f"{self._arch} via {self.backend.name} ({self.backend.detail}) on {self.device}"
 
     def fuse_luminance(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         """Visible luminance and thermal, float32 H x W in [0, 1] -> fused luminance (unclamped)."""
         if y.shape != ir.shape or y.ndim != 2:
             raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
+        return self.backend.run_numpy(y, ir)
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        if self.colour_on_device:
+            return self._fuse_on_device(ir, vis)
+        return super().fuse(ir, vis)
+
+    def _fuse_on_device(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """The colour pipeline as torch operations on the model's device (one upload, one download)."""
+        gray_ir, luma = self._planes_torch(ir, vis)
         with torch.inference_mode():
-            fused = self.model(self._to_tensor(y), self._to_tensor(ir))
-        return fused[0, 0].float().cpu().numpy()
+            fused = self.backend.run(luma[0][None, None], gray_ir[None, None])[0, 0]
+            return recompose_bgr_torch(fused, luma[1], luma[2]).cpu().numpy()
+
+    def _planes_torch(self, ir: np.ndarray, vis: np.ndarray):
+        if ir.shape[:2] != vis.shape[:2]:
+            self._planes(ir, vis)  # raises the standard size error
+        return (ir_to_gray_torch(torch.from_numpy(np.ascontiguousarray(ir)).to(self.device)),
+                vis_to_luma_chroma_torch(torch.from_numpy(np.ascontiguousarray(vis)).to(self.device)))
 
     def warmup(self, height: int = 256, width: int = 320) -> None:
         """Run one dummy frame so the first real frame does not pay for lazy initialisation."""

@@ -81,6 +81,7 @@ class TripletWeights:
     mse_ref: float = 4.0
     grad_sources: float = 9.0
     grad_ref: float = 3.0
+    max_intensity: float = 0.0  # ours, off in the paper: L1(F, max(Y, ir)) inside L_fuse keeps warm targets bright
     contrastive: float = 1.0 / 3000.0
 
 
@@ -88,6 +89,8 @@ def pixel_loss(fused: torch.Tensor, y: torch.Tensor, ir: torch.Tensor, reference
                w: TripletWeights) -> torch.Tensor:
     """``w.fuse * L_fuse + w.grad * L_grad``; without a reference the teacher-following terms drop out."""
     l_fuse = w.mse_vis * F.mse_loss(fused, y) + w.mse_ir * F.mse_loss(fused, ir)
+    if w.max_intensity:
+        l_fuse = l_fuse + w.max_intensity * F.l1_loss(fused, torch.maximum(y, ir))
     l_grad = w.grad_sources * max_gradient_loss(fused, y, ir)
     if reference is not None:
         l_fuse = l_fuse + w.mse_ref * F.mse_loss(fused, reference)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sage_core.atomic import atomic_path
 from sage_core.color import ir_to_gray
 from sage_core.errors import CheckpointError, SageError
 
@@ -191,10 +191,8 @@ class MaskCache:
         rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
         masks = self._generate(np.ascontiguousarray(rgb))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".mask.", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, shape=np.array(masks.shape), bits=np.packbits(masks.ravel()))
-        os.replace(tmp, path)
         return masks
 
 

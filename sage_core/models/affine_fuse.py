@@ -1,0 +1,66 @@
+"""AffineFuse: a fusion student for real time on small CPUs, most of its work at low resolution.
+
+A small CNN looks at the source pair at 1/``scale`` resolution and predicts, per
+low-resolution pixel, the coefficients of a local affine fusion rule
+``F = a * Y + b * ir + c``. The coefficients vary smoothly, so they are upsampled
+bilinearly and applied to the full-resolution sources: every edge and texture of
+both cameras reaches the output at full resolution, while the decisions (which
+source dominates where, how much contrast) are made with a wide receptive field
+at a fraction of the cost. An optional tiny full-resolution refinement (two 3x3
+convolutions over ``Y, ir, F``) corrects what a smooth affine rule cannot.
+
+Only convolutions, average pooling, bilinear resizing, replicate padding and
+element-wise arithmetic, no normalisation layers: exports to TorchScript, ONNX
+and TensorRT unchanged, for any input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sage_core.models.base import FusionModel
+
+
+class AffineFuse(FusionModel):
+    """``(Y, ir) -> F``; features are the low-resolution hidden layers."""
+
+    arch = "affine_fuse"
+
+    def __init__(self, width: int = 16, scale: int = 4, dilations: Sequence[int] = (1, 2, 4),
+                 refine: int = 4) -> None:
+        super().__init__()
+        self.width, self.scale, self.dilations, self.refine = int(width), int(scale), tuple(dilations), int(refine)
+        self.stem = nn.Conv2d(2, self.width, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv2d(self.width, self.width, 3, padding=d, dilation=d) for d in self.dilations)
+        self.coefficients = nn.Conv2d(self.width, 3, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1)
+        # Start as the average of the sources (a = b = 0.5, c = 0): training begins from a sane fusion.
+        nn.init.zeros_(self.coefficients.weight)
+        with torch.no_grad():
+            self.coefficients.bias.copy_(torch.tensor([0.5, 0.5, 0.0]))
+        if self.refine:
+            self.refine_in = nn.Conv2d(3, self.refine, 3, padding=1)
+            self.refine_out = nn.Conv2d(self.refine, 1, 3, padding=1)
+            nn.init.zeros_(self.refine_out.weight)
+            nn.init.zeros_(self.refine_out.bias)
+
+    def config(self) -> dict:
+        return {"width": self.width, "scale": self.scale, "dilations": list(self.dilations), "refine": self.refine}
+
+    def forward_features(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        # ceil_mode: a partial window at the right/bottom edge averages its valid pixels only, so any
+        # input size works with no shape arithmetic (which keeps the graph dynamic in every exporter).
+        x = self.act(self.stem(F.avg_pool2d(torch.cat((y, ir), dim=1), self.scale, ceil_mode=True)))
+        features = [x]
+        for conv in self.body:
+            x = self.act(conv(x))
+            features.append(x)
+        coefficients = F.interpolate(self.coefficients(x), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        fused = coefficients[:, 0:1] * y + coefficients[:, 1:2] * ir + coefficients[:, 2:3]
+        if self.refine:
+            fused = fused + self.refine_out(self.act(self.refine_in(torch.cat((y, ir, fused), dim=1))))
+        return fused, features
