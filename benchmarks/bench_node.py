@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--weights", nargs="+", type=Path,
                         default=[DEFAULT_WEIGHTS, OFFICIAL] if OFFICIAL.exists() else [DEFAULT_WEIGHTS])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="auto", help="the node's backend parameter")
     args = parser.parse_args()
     isolate_dds()
     rows = []
@@ -38,8 +39,9 @@ def main() -> int:
         pairs = synthetic_pairs(args.pairs, width, height, args.rate)
         for weights in args.weights:
             print(f"{size} {weights.name}: {args.pairs} pairs at {args.rate:g} Hz ...", flush=True)
-            result = run_loopback(pairs, args.rate, {"weights": str(weights), "device": args.device},
-                                  progress=False, drain_s=8.0 if "official" in weights.name else 3.0)
+            params = {"model_file_path": str(weights), "device": args.device, "backend": args.backend}
+            result = run_loopback(pairs, args.rate, params, progress=False,
+                                  drain_s=8.0 if "official" in weights.name else 3.0)
             latency = result.latency_percentiles()
             rows.append((size, weights.name, result, latency))
     print(f"\n{'size':>10} {'model':<30} {'sent':>5} {'recv':>5} {'Hz out':>7} {'p50 ms':>8} {'p95 ms':>8} "

@@ -1,7 +1,7 @@
 """Launch the sage_ros fusion node (and optionally rviz2 with the packaged view).
 
     ros2 launch sage_ros fusion.launch.py thermal_topic:=/boson/image_raw rgb_topic:=/camera/color/image_raw
-    ros2 launch sage_ros fusion.launch.py namespace:=front weights:=/models/student.pt rviz:=true
+    ros2 launch sage_ros fusion.launch.py namespace:=front model_file_path:=/models/student.onnx rviz:=true
 
 Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``);
 the others come from ``params_file`` (default: the packaged config/fusion.yaml).
@@ -25,8 +25,10 @@ ARGUMENTS = [
     ("thermal_topic", "thermal/image", "thermal image topic (its camera_info is the sibling topic)"),
     ("rgb_topic", "rgb/image", "RGB image topic (its camera_info is the sibling topic)"),
     ("fused_topic", "fused/image", "fused output image topic (fused camera_info is the sibling topic)"),
-    ("weights", "", "checkpoint file (ours or the released SAGE student); empty: params_file / shipped model"),
+    ("model_file_path", "", "model: checkpoint or TorchScript/ONNX/TensorRT export (empty: params_file / shipped)"),
     ("device", "", "inference device: auto, cpu or cuda (empty: params_file)"),
+    ("backend", "", "auto, torch, torchscript, onnxruntime or tensorrt (empty: params_file)"),
+    ("engine_file_path", "", "folder for compiled engines (empty: params_file / ~/.cache/sage_ros/engines)"),
     ("output_encoding", "", "bgr8, rgb8 or mono8 (empty: params_file)"),
     ("reference_camera", "", "rgb or thermal: whose grid, stamp and frame_id the output takes (empty: params_file)"),
     ("slop", "", "largest thermal/RGB stamp difference in seconds that may pair (empty: params_file)"),
@@ -36,8 +38,9 @@ ARGUMENTS = [
     ("rviz", "false", "also start rviz2 with the packaged thermal / RGB / fused view"),
 ]
 #: Arguments passed to the node as parameters when not empty, with their types.
-PARAMETER_ARGUMENTS = {"weights": str, "device": str, "output_encoding": str, "reference_camera": str,
-                       "slop": float, "qos_reliability": str, "on_stale": str}
+PARAMETER_ARGUMENTS = {"model_file_path": str, "device": str, "backend": str, "engine_file_path": str,
+                       "output_encoding": str, "reference_camera": str, "slop": float, "qos_reliability": str,
+                       "on_stale": str}
 
 
 def _sibling(topic: str, name: str) -> str:

@@ -131,38 +131,59 @@ def gray_to_uint8(image01: np.ndarray) -> np.ndarray:
     return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-# ----- the same pipeline as torch operations, for a GPU (float arithmetic: within one grey level) ------
+# ----- the same pipeline as torch operations, for a GPU -------------------------------------------------
+# 8-bit input follows OpenCV's fixed-point conversion exactly (coefficients scaled by 2^14, rounded), so
+# the GPU path gives the CPU path's luminance and chroma; other types use float arithmetic.
 
-_DTYPE_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0, torch.int32: 65535.0}
+_FIX_SHIFT = 14  # BGR2YCrCb: coefficients x 2^14
+_FIX_R2Y, _FIX_G2Y, _FIX_B2Y, _FIX_CR, _FIX_CB = 4899, 9617, 1868, 11682, 9241
+_GRAY_SHIFT = 15  # BGR2GRAY uses its own x 2^15 coefficients
+_GRAY_R, _GRAY_G, _GRAY_B = 9798, 19235, 3735
 
 
-def _unit_torch(image: torch.Tensor) -> torch.Tensor:
-    if image.dtype in (torch.float32, torch.float64, torch.float16):
-        return image.float()
-    return image.float() / _DTYPE_MAX.get(image.dtype, 255.0)
+def _descale(x: torch.Tensor, shift: int = _FIX_SHIFT) -> torch.Tensor:
+    return (x + (1 << (shift - 1))) >> shift
 
 
-def _bgr_to_luma_torch(bgr: torch.Tensor) -> torch.Tensor:
-    return 0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]
+def _luma_fixed(bgr: torch.Tensor, gray: bool = False) -> torch.Tensor:
+    b, g, r = (bgr[..., i].to(torch.int32) for i in range(3))
+    if gray:
+        return _descale(r * _GRAY_R + g * _GRAY_G + b * _GRAY_B, _GRAY_SHIFT)
+    return _descale(r * _FIX_R2Y + g * _FIX_G2Y + b * _FIX_B2Y)
+
+
+def _scale(image: torch.Tensor) -> float:
+    return {torch.uint8: 255.0, torch.uint16: 65535.0}.get(image.dtype, 1.0)
 
 
 def ir_to_gray_torch(ir: torch.Tensor) -> torch.Tensor:
     """Thermal tensor (H x W or H x W x C, 8/16-bit or float) -> float H x W in [0, 1] on its device."""
-    ir = _unit_torch(ir)
+    if ir.ndim == 3 and ir.shape[2] == 1:
+        ir = ir[..., 0]
     if ir.ndim == 3:
-        ir = ir[..., 0] if ir.shape[2] == 1 else _bgr_to_luma_torch(ir)
-    return ir
+        if ir.dtype == torch.uint8:
+            return _luma_fixed(ir, gray=True).float() / 255.0
+        bgr = ir.float()
+        return (0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]).round() / _scale(ir)
+    return ir.float() / _scale(ir)
 
 
 def vis_to_luma_chroma_torch(vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Visible BGR(A) or gray tensor -> (Y, Cr, Cb) float in [0, 1], OpenCV's BGR2YCrCb coefficients."""
-    vis = _unit_torch(vis)
+    """Visible BGR(A) or gray tensor -> (Y, Cr, Cb) float in [0, 1], as OpenCV's BGR2YCrCb computes them."""
     if vis.ndim == 2 or vis.shape[2] == 1:
-        y = vis.reshape(vis.shape[0], vis.shape[1])
+        y = vis.reshape(vis.shape[0], vis.shape[1]).float() / _scale(vis)
         half = torch.full_like(y, 0.5)
         return y, half, half
-    y = _bgr_to_luma_torch(vis)
-    return y, (vis[..., 2] - y) * 0.713 + 0.5, (vis[..., 0] - y) * 0.564 + 0.5
+    if vis.dtype == torch.uint8:
+        y = _luma_fixed(vis)
+        delta = 128 << _FIX_SHIFT
+        cr = _descale((vis[..., 2].to(torch.int32) - y) * _FIX_CR + delta).clamp(0, 255)
+        cb = _descale((vis[..., 0].to(torch.int32) - y) * _FIX_CB + delta).clamp(0, 255)
+        return y.float() / 255.0, cr.float() / 255.0, cb.float() / 255.0
+    scale = _scale(vis)
+    bgr = vis.float() / scale
+    y = 0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]
+    return y, (bgr[..., 2] - y) * 0.713 + 0.5, (bgr[..., 0] - y) * 0.564 + 0.5
 
 
 def recompose_bgr_torch(fused_y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:

@@ -427,6 +427,23 @@ def _tensorrt_from_model(model: FusionModel, source: Path, device: torch.device,
     return TensorRTBackend(module, device, fp16, f"TensorRT engine, {'fp16' if fp16 else 'fp32'}"), status
 
 
+def auto_candidates(device: torch.device) -> tuple[list[str], list[str]]:
+    """Backends ``auto`` considers on this device, fastest kind first, and why the others were skipped.
+
+    On a GPU: TensorRT, then ONNX Runtime's CUDA provider, then eager torch. On a CPU, ONNX Runtime
+    and torch are both candidates and the faster one, measured, wins.
+    """
+    order = ["tensorrt", "onnxruntime", "torch"] if device.type == "cuda" else ["onnxruntime", "torch"]
+    candidates, skipped = [], []
+    for name in order:
+        ok, why = available(name, device)
+        if ok:
+            candidates.append(name)
+        else:
+            skipped.append(f"skipped {name}: {why}")
+    return candidates, skipped
+
+
 def _time_backend(backend: Backend, shape: tuple[int, int] = (256, 320), repeats: int = 3) -> float:
     y = np.random.default_rng(0).random(shape, dtype=np.float32)
     backend.run_numpy(y, y)
@@ -456,14 +473,7 @@ def load_backend(weights: str | os.PathLike, device: torch.device, backend: str 
     built: Backend | None = None
     status = ""
     if backend == "auto":
-        order = ["tensorrt", "onnxruntime", "torch"] if device.type == "cuda" else ["onnxruntime", "torch"]
-        candidates = []
-        for name in order:
-            ok, why = available(name, device)
-            if ok:
-                candidates.append(name)
-            else:
-                decisions.append(f"skipped {name}: {why}")
+        candidates, decisions = auto_candidates(device)
         if device.type == "cuda":
             backend = candidates[0]
             decisions.append(f"chose {backend}: the fastest kind available on {device}")

@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=40, help="pairs to publish (default 40)")
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
     parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
-    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: shipped model)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="model file for the node's model_file_path (default: shipped model)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt"))
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     return parser
 
@@ -81,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pairs = synthetic_pairs(args.frames, *args.size, rate=args.rate)
             source = f"generated night street {args.size[0]}x{args.size[1]} (thermal mono16)"
-        params = {"device": args.device}
+        params = {"device": args.device, "backend": args.backend}
         if args.weights:
-            params["weights"] = str(args.weights.resolve())
+            params["model_file_path"] = str(args.weights.resolve())
         print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
               f"domain {__import__('os').environ['ROS_DOMAIN_ID']})", flush=True)
         result = run_loopback(pairs, args.rate, params, keep_frames=True, log_path=args.out / "fusion_node.log")

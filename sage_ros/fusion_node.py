@@ -12,7 +12,7 @@ runs in a worker thread that always takes the newest complete pair and counts
 the pairs it had to drop, so a slow model never stalls the executor and latency
 never grows with the queue. Parameters: see ``sage_ros/parameters.py``.
 
-    python -m sage_ros.fusion_node --ros-args -p weights:=model.pt -r thermal/image:=/boson/image_raw
+    python -m sage_ros.fusion_node --ros-args -p model_file_path:=model.onnx -r thermal/image:=/boson/image_raw
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -126,12 +127,16 @@ class FusionNode(Node):
         self._state_lock = threading.Lock()  # guards normaliser and params used by the worker
 
         try:
-            self.fuser = Fuser.from_weights(p.weights or None, device=p.device)
+            self.fuser = Fuser.from_weights(p.model_file_path or None, device=p.device, backend=p.backend,
+                                            fp16=p.enable_fp16, cache_dir=self._engine_folder(p.engine_file_path),
+                                            force_rebuild=p.force_engine_update)
             self.aligner = Aligner(AlignmentConfig(p.reference_camera, p.output_width, p.output_height,
                                                    p.homography_matrix, p.crop_to_valid))
             self.normalizer = ThermalNormalizer(self._normalizer_config(p))
         except SageError as exc:
             raise ConfigError(str(exc)) from None
+        for decision in self.fuser.decisions:
+            self.get_logger().info(f"model: {decision}")
         if p.warmup:
             self.fuser.warmup()
         self.pairer = ApproximateTimePairer(p.queue_size, p.slop, self._on_pair)
@@ -161,10 +166,18 @@ class FusionNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"fusing {self.resolve_topic_name('thermal/image')} + {self.resolve_topic_name('rgb/image')} -> "
-            f"{self.resolve_topic_name('fused/image')} with {self.fuser.name} on {self.fuser.device}; "
+            f"{self.resolve_topic_name('fused/image')} with {self.fuser.description}; "
             f"input QoS {p.qos_reliability}, slop {p.slop} s, reference camera {p.reference_camera}")
 
     # ----- parameters -------------------------------------------------------------------------
+
+    @staticmethod
+    def _engine_folder(engine_file_path: str) -> str | None:
+        """Isaac ROS users pass an engine *file*; the cache keeps one file per key, so use its folder."""
+        if not engine_file_path:
+            return None
+        path = Path(engine_file_path)
+        return str(path.parent if path.suffix else path)
 
     @staticmethod
     def _normalizer_config(p: FusionParams) -> ThermalNormalizerConfig:

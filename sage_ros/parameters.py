@@ -31,9 +31,16 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("weights", "", "checkpoint file (ours or the released SAGE student); empty: the shipped default model",
-         read_only=True),
+    Spec("model_file_path", "", "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / "
+         "TensorRT export with its sidecar JSON; empty: the shipped default model", read_only=True),
     Spec("device", "auto", "inference device", read_only=True, choices=("auto", "cpu", "cuda")),
+    Spec("backend", "auto", "inference backend; auto: the fastest available for the device (logged with reasons)",
+         read_only=True, choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt")),
+    Spec("engine_file_path", "", "folder of compiled engines (TensorRT, ONNX), one per model hash, library "
+         "version, GPU, precision and shape; a file path means its folder; empty: ~/.cache/sage_ros/engines",
+         read_only=True),
+    Spec("force_engine_update", False, "rebuild the compiled engine even if a valid one is cached", read_only=True),
+    Spec("enable_fp16", False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True),
     Spec("warmup", True, "run one dummy frame at start so the first real frame is not slow", read_only=True),
     Spec("output_encoding", "bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8")),
     Spec("reference_camera", "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes",
@@ -77,8 +84,12 @@ SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 class FusionParams:
     """Typed view of the parameters (field names = parameter names)."""
 
-    weights: str
+    model_file_path: str
     device: str
+    backend: str
+    engine_file_path: str
+    force_engine_update: bool
+    enable_fp16: bool
     warmup: bool
     output_encoding: str
     reference_camera: str

@@ -6,6 +6,8 @@ that no test run ever multicasts discovery on an external interface.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from sage_ros.loopback import isolate_dds  # imports no rclpy
 
 # Loopback only, and a domain of this run's own (valid Fast DDS domains: 0..232).
 isolate_dds()
+# Compiled engines and ONNX files built by tests go to a cache of this run's own, not the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sage_ros_test_cache_")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

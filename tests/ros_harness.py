@@ -35,7 +35,8 @@ class Loopback:
     def __init__(self, namespace: str = "/test", **params) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        overrides = [Parameter(name, value=value) for name, value in {"warmup": False, **params}.items()]
+        defaults = {"warmup": False, "backend": "torch"}  # torch: no engine export or timing at each start
+        overrides = [Parameter(name, value=value) for name, value in {**defaults, **params}.items()]
         try:
             self.node = FusionNode(context=self.context, namespace=namespace, parameter_overrides=overrides)
         except Exception:

@@ -198,10 +198,37 @@ def test_camera_info_is_rescaled_with_the_output(loop):
         ({"output_width": 100}, "output_width and output_height"),
         ({"homography": [1.0, 2.0]}, "homography"),
         ({"thermal_low_percentile": 90.0, "thermal_high_percentile": 10.0}, "thermal_low_percentile"),
-        ({"weights": "/nonexistent/model.pt"}, "checkpoint not found"),
+        ({"model_file_path": "/nonexistent/model.pt"}, "checkpoint not found"),
+        ({"backend": "tensorrt"}, "TensorRT needs a CUDA device"),
         ({"queue_size": "ten"}, "queue_size"),
     ],
 )
 def test_invalid_parameters_are_rejected_at_start(params, message):
     with pytest.raises(ConfigError, match=message):
         Loopback(**params)
+
+
+def test_node_runs_an_exported_model(tmp_path):
+    from sage_core import runtime
+    from sage_core.fuser import DEFAULT_WEIGHTS
+    from tests.helpers import training_main
+
+    out = tmp_path / "model.ts"
+    assert training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--format", "torchscript", "--out",
+                                    str(out)]) == 0
+    harness = Loopback(model_file_path=str(out), backend="auto")
+    try:
+        assert harness.node.fuser.backend.name == "torchscript"
+        harness.send(thermal_msg(SECOND), rgb_msg(SECOND))
+        assert harness.wait_for(lambda: len(harness.fused) == 1)
+    finally:
+        harness.close()
+    with pytest.raises(ConfigError, match="backend onnxruntime cannot run it"):
+        Loopback(model_file_path=str(out), backend="onnxruntime")
+    if runtime.available("onnxruntime", runtime.torch.device("cpu"))[0]:
+        harness = Loopback(backend="onnxruntime", engine_file_path=str(tmp_path / "engines" / "x.plan"))
+        try:
+            assert harness.node.fuser.backend.name == "onnxruntime"
+            assert list((tmp_path / "engines").glob("onnx_*.onnx"))  # a file path means its folder
+        finally:
+            harness.close()

@@ -32,8 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vis", required=True, type=Path, help="visible image file, or folder (paired by stem)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="checkpoint: ours, or the released SAGE student state_dict (default: shipped model)")
+                        help="model file: our checkpoint, the released SAGE student state_dict, or an export "
+                             "(.ts / .onnx / .ep with its sidecar .json) (default: shipped model)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "torchscript", "onnxruntime",
+                                                               "tensorrt"),
+                        help="inference backend (default auto: the fastest available here)")
+    parser.add_argument("--fp16", action="store_true", help="half precision on a GPU")
+    parser.add_argument("--engine-cache", type=Path, default=None,
+                        help="folder of compiled engines (default ~/.cache/sage_ros/engines)")
     parser.add_argument("--mosaic", action="store_true", help="also write thermal | visible | fused strips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -53,7 +60,8 @@ def _prepare_out(out: Path, with_mosaic: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     pairs = pair_images(args.ir, args.vis)
     _prepare_out(args.out, args.mosaic)
-    fuser = Fuser.from_weights(args.weights, device=args.device)
+    fuser = Fuser.from_weights(args.weights, device=args.device, backend=args.backend, fp16=args.fp16,
+                               cache_dir=args.engine_cache)
     seconds = 0.0
     for pair in tqdm(pairs, desc=f"fusing ({fuser.name}, {fuser.device})", unit="pair", disable=args.quiet):
         ir, vis = read_pair(pair)
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.mosaic:
             strip = mosaic([("thermal", ir), ("visible", vis), (f"fused ({fuser.name})", fused)])
             write_image_atomic(args.out / "mosaic" / f"{pair.stem}.png", strip)
-    print(f"fused {len(pairs)} pair(s) into {args.out} with {fuser.name} on {fuser.device}: "
+    print(f"fused {len(pairs)} pair(s) into {args.out} with {fuser.description}: "
           f"{1000 * seconds / len(pairs):.1f} ms per pair", file=sys.stderr)
     return 0
 

@@ -1,0 +1,256 @@
+"""Backends, export and the engine cache: same fused image from every backend here, sidecars, cache logic."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sage_core import runtime
+from sage_core.checkpoint import file_sha256
+from sage_core.data import dataset_pairs, read_pair
+from sage_core.fuser import DEFAULT_WEIGHTS, Fuser
+from sage_core.runtime import ArtifactCache, BackendError, fold_batchnorm, load_backend
+from sage_core.models import SageStudent
+from sage_core.synthetic import SyntheticScene
+from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT
+from tests.helpers import training_main
+
+CPU = torch.device("cpu")
+HAS_ORT = runtime.available("onnxruntime", CPU)[0]
+needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed (pip install -e .[export])")
+
+
+def real_pair() -> tuple[np.ndarray, np.ndarray]:
+    if (DATASETS / "m3fd_sage6").exists():
+        return read_pair(dataset_pairs(DATASETS / "m3fd_sage6")[0])
+    frame = SyntheticScene(640, 512).frame(1.0)
+    return frame.thermal_mono8, frame.visible
+
+
+def model_files() -> list[Path]:
+    return [DEFAULT_WEIGHTS] + ([OFFICIAL_CHECKPOINT] if OFFICIAL_CHECKPOINT.exists() else [])
+
+
+@pytest.mark.parametrize("weights", model_files(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("backend", ["torchscript", pytest.param("onnxruntime", marks=needs_ort)])
+def test_every_backend_matches_eager_pytorch_within_one_grey_level(weights, backend, tmp_path):
+    ir, vis = real_pair()
+    eager = Fuser.from_weights(weights, device="cpu", backend="torch").fuse(ir, vis)
+    other = Fuser.from_weights(weights, device="cpu", backend=backend, cache_dir=tmp_path)
+    assert other.backend.name == backend
+    assert np.abs(other.fuse(ir, vis).astype(int) - eager.astype(int)).max() <= 1
+
+
+def test_batchnorm_folding_keeps_the_function():
+    model = SageStudent().eval()
+    for module in model.modules():  # non-trivial statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    x = torch.rand(1, 1, 48, 64), torch.rand(1, 1, 48, 64)
+    import copy
+
+    folded = fold_batchnorm(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.allclose(model(*x), folded(*x), atol=1e-5)
+
+
+def test_colour_pipeline_on_the_model_device_matches_within_one_grey_level():
+    """What runs on a GPU, checked here on the CPU device (same torch code)."""
+    ir, vis = real_pair()
+    fuser = Fuser.from_weights(None, device="cpu", backend="torch")
+    reference = fuser.fuse(ir, vis)
+    fuser.colour_on_device = True
+    assert np.abs(fuser.fuse(ir, vis).astype(int) - reference.astype(int)).max() <= 1
+    frame = SyntheticScene(160, 128).frame(0.5)
+    fuser.colour_on_device = False
+    reference16 = fuser.fuse(frame.thermal_mono16, frame.visible)
+    fuser.colour_on_device = True
+    assert np.abs(fuser.fuse(frame.thermal_mono16, frame.visible).astype(int) - reference16.astype(int)).max() <= 1
+
+
+# ----- export -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, suffix", [("torchscript", ".ts"), pytest.param("onnx", ".onnx", marks=needs_ort)])
+def test_export_writes_a_validated_artefact_and_a_correct_sidecar(fmt, suffix, tmp_path, capsys):
+    out = tmp_path / f"model{suffix}"
+    assert training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--format", fmt, "--out", str(out)]) == 0
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["format"] == fmt and meta["precision"] == "fp32" and meta["shape"] == "dynamic"
+    assert meta["source_sha256"] == file_sha256(DEFAULT_WEIGHTS) and meta["arch"] == "lite_fuse"
+    assert meta["library_versions"]["torch"] == torch.__version__
+    assert meta["validation"]["max_abs_diff_uint8"] <= 1
+    if fmt == "onnx":
+        assert meta["opset"] == runtime.ONNX_OPSET
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])  # no leftovers
+    assert "grey level" in capsys.readouterr().out
+    # The artefact loads by itself, through its natural backend, at any size (dynamic axes).
+    fuser = Fuser.from_weights(out, device="cpu")
+    assert fuser.backend.name == {"torchscript": "torchscript", "onnx": "onnxruntime"}[fmt]
+    frame = SyntheticScene(200, 136).frame(0.3)
+    eager = Fuser.from_weights(DEFAULT_WEIGHTS, device="cpu", backend="torch")
+    assert np.abs(fuser.fuse(frame.thermal_mono8, frame.visible).astype(int)
+                  - eager.fuse(frame.thermal_mono8, frame.visible).astype(int)).max() <= 1
+
+
+@needs_ort
+def test_fixed_shape_onnx_export(tmp_path):
+    out = tmp_path / "fixed.onnx"
+    assert training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--format", "onnx", "--out", str(out),
+                                    "--shape", "96x128"]) == 0
+    assert json.loads((tmp_path / "fixed.onnx.json").read_text())["shape"] == [96, 128]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "onnx", "--shape", "12x12"], "at least 16 pixels"),
+    (["--format", "onnx", "--shape", "big"], "expected HEIGHTxWIDTH"),
+    (["--format", "tensorrt"], "cannot export to TensorRT"),
+    (["--format", "torchscript", "--precision", "fp16"], "TorchScript exports are fp32"),
+])
+def test_export_bad_input(args, message, tmp_path, capsys):
+    if "tensorrt" in args and runtime.available("tensorrt", CPU)[0]:
+        pytest.skip("TensorRT is available here")
+    code = training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--out", str(tmp_path / "m.x")] + args)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_or_incomplete_exports_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx at all")
+    with pytest.raises(BackendError, match="without its sidecar"):
+        load_backend(bad, CPU)
+    (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "onnx"}))
+    if HAS_ORT:
+        with pytest.raises(BackendError, match="ONNX Runtime cannot load it"):
+            load_backend(bad, CPU)
+    with pytest.raises(BackendError, match="backend torchscript cannot run it"):
+        load_backend(bad, CPU, backend="torchscript")
+    (tmp_path / "bad.onnx.json").write_text("{broken")
+    with pytest.raises(BackendError, match="not valid JSON"):
+        load_backend(bad, CPU)
+    (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "caffe"}))
+    with pytest.raises(BackendError, match="unknown format 'caffe'"):
+        load_backend(bad, CPU)
+    ts = tmp_path / "bad.ts"
+    ts.write_bytes(b"junk")
+    (tmp_path / "bad.ts.json").write_text(json.dumps({"format": "torchscript"}))
+    with pytest.raises(BackendError, match="not a loadable TorchScript file"):
+        load_backend(ts, CPU)
+    with pytest.raises(BackendError, match="backend 'cuda-magic'"):
+        load_backend(DEFAULT_WEIGHTS, CPU, backend="cuda-magic")
+
+
+# ----- the artefact cache (no TensorRT needed) -----------------------------------------------------
+
+PARTS = {"kind": "tensorrt", "model_sha256": "ab" * 32, "tensorrt": "10.3", "gpu": "Orin", "compute_capability": "8.7",
+         "precision": "fp16", "shape": [512, 640]}
+
+
+def test_cache_key_changes_with_every_part():
+    base = ArtifactCache.key(PARTS)
+    for name, value in [("model_sha256", "cd" * 32), ("tensorrt", "10.4"), ("gpu", "H100"),
+                        ("compute_capability", "9.0"), ("precision", "fp32"), ("shape", [480, 640])]:
+        assert ArtifactCache.key({**PARTS, name: value}) != base, name
+    assert ArtifactCache.key(dict(reversed(list(PARTS.items())))) == base  # order does not matter
+
+
+def test_cache_builds_once_then_loads_and_rebuilds_what_fails_to_load(tmp_path, caplog):
+    cache = ArtifactCache(tmp_path)
+    builds = []
+
+    def build(path: Path) -> None:
+        builds.append(path)
+        path.write_text("engine v1")
+
+    def load(path: Path) -> str:
+        text = path.read_text()
+        if text != "engine v1":
+            raise RuntimeError("serialization version mismatch")
+        return text
+
+    engine, status = cache.get_or_build(PARTS, ".ep", build, load)
+    assert engine == "engine v1" and status.startswith("built tensorrt") and len(builds) == 1
+    assert "no cached artefact" in status
+    engine, status = cache.get_or_build(PARTS, ".ep", build, load)
+    assert status.startswith("loaded cached tensorrt") and len(builds) == 1
+    meta = json.loads(cache.path(PARTS, ".ep").with_suffix(".ep.json").read_text())
+    assert meta == json.loads(json.dumps(PARTS))
+    cache.path(PARTS, ".ep").write_text("corrupted by a driver update")
+    with caplog.at_level(logging.WARNING, logger="sage_core.runtime"):
+        engine, status = cache.get_or_build(PARTS, ".ep", build, load)
+    assert engine == "engine v1" and len(builds) == 2 and "failed to load" in caplog.text
+    engine, status = cache.get_or_build(PARTS, ".ep", build, load, force=True)
+    assert len(builds) == 3 and "rebuild forced" in status
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_failed_build_leaves_nothing_behind(tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def build(path: Path) -> None:
+        path.write_text("half an engine")
+        raise RuntimeError("out of GPU memory")
+
+    with pytest.raises(RuntimeError, match="out of GPU memory"):
+        cache.get_or_build(PARTS, ".ep", build, lambda p: p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_cache_folder_falls_back_to_the_user_cache(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home_cache"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with caplog.at_level(logging.WARNING, logger="sage_core.runtime"):
+        cache = ArtifactCache(blocker / "engines")  # a folder inside a file: cannot be created
+    assert cache.folder == tmp_path / "home_cache" / "sage_ros" / "engines"
+    assert "not writable" in caplog.text
+
+
+# ----- auto --------------------------------------------------------------------------------------
+
+def test_auto_on_cpu_measures_and_reports(tmp_path):
+    loaded = load_backend(DEFAULT_WEIGHTS, CPU, "auto", cache_dir=tmp_path)
+    text = " | ".join(loaded.decisions)
+    if HAS_ORT:
+        assert "measured onnxruntime" in text and "torch" in text
+        assert loaded.backend.name in ("onnxruntime", "torch")
+    else:
+        assert "skipped onnxruntime" in text and loaded.backend.name == "torch"
+
+
+def test_auto_without_onnxruntime_chooses_torch(monkeypatch, tmp_path):
+    real = runtime.available
+    monkeypatch.setattr(runtime, "available",
+                        lambda name, device: (False, "not installed") if name == "onnxruntime" else real(name, device))
+    loaded = load_backend(DEFAULT_WEIGHTS, CPU, "auto", cache_dir=tmp_path)
+    assert loaded.backend.name == "torch"
+    assert "skipped onnxruntime: not installed" in loaded.decisions
+
+
+@pytest.mark.parametrize("have, expected", [
+    ({"tensorrt", "onnxruntime", "torch"}, ["tensorrt", "onnxruntime", "torch"]),
+    ({"onnxruntime", "torch"}, ["onnxruntime", "torch"]),
+    ({"torch"}, ["torch"]),
+])
+def test_auto_order_on_a_gpu(monkeypatch, have, expected):
+    monkeypatch.setattr(runtime, "available", lambda name, device: (name in have, "missing"))
+    candidates, skipped = runtime.auto_candidates(torch.device("cuda"))
+    assert candidates == expected
+    assert len(skipped) == 3 - len(expected)
+
+
+def test_tensorrt_path_when_available(tmp_path):
+    if not runtime.available("tensorrt", torch.device("cuda") if torch.cuda.is_available() else CPU)[0]:
+        pytest.skip("torch-tensorrt with a CUDA device is not available here")
+    loaded = load_backend(DEFAULT_WEIGHTS, torch.device("cuda"), "tensorrt", cache_dir=tmp_path, shape=(128, 160))
+    again = load_backend(DEFAULT_WEIGHTS, torch.device("cuda"), "tensorrt", cache_dir=tmp_path, shape=(128, 160))
+    assert loaded.decisions[-1].startswith("built") and again.decisions[-1].startswith("loaded cached")
