@@ -20,7 +20,7 @@ from sage_core.models import FusionModel
 from sage_core.runtime import Backend, TorchBackend, load_backend
 
 #: Shipped default model (our format), used when no weights are given.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lite_fuse_default.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

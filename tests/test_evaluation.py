@@ -61,7 +61,7 @@ def run_evaluate(args: list[str]) -> int:
 def test_evaluate_writes_tables_csv_charts_and_mosaics(dataset, tmp_path, capsys):
     out = tmp_path / "eval"
     folder = dataset.parent / "fused_avg"
-    code = run_evaluate(["--data", str(dataset), "--method", "ours=weights:" + str(REPO / "sage_core/weights/lite_fuse_default.pt"),
+    code = run_evaluate(["--data", str(dataset), "--method", "ours=weights:" + str(REPO / "sage_core/weights/affine_fuse_default.pt"),
                          "--method", "avg=baseline:average", "--method", "files=" + str(folder),
                          "--method", "gff=baseline:gff", "--out", str(out), "--mosaics", "2", "--device", "cpu"])
     assert code == 0

@@ -84,7 +84,7 @@ def test_export_writes_a_validated_artefact_and_a_correct_sidecar(fmt, suffix, t
     assert training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--format", fmt, "--out", str(out)]) == 0
     meta = json.loads(out.with_name(out.name + ".json").read_text())
     assert meta["format"] == fmt and meta["precision"] == "fp32" and meta["shape"] == "dynamic"
-    assert meta["source_sha256"] == file_sha256(DEFAULT_WEIGHTS) and meta["arch"] == "lite_fuse"
+    assert meta["source_sha256"] == file_sha256(DEFAULT_WEIGHTS) and meta["arch"] == "affine_fuse"
     assert meta["library_versions"]["torch"] == torch.__version__
     assert meta["validation"]["max_abs_diff_uint8"] <= 1
     if fmt == "onnx":

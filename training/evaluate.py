@@ -2,7 +2,7 @@
 
     python training/evaluate.py --data ../shared/datasets/tno25 --data ../shared/datasets/m3fd_sage6 \\
         --method sage=weights:../shared/checkpoints/sage_official_student.pt \\
-        --method ours=weights:sage_core/weights/lite_fuse_default.pt \\
+        --method ours=weights:sage_core/weights/affine_fuse_default.pt \\
         --method gff=baseline:gff --method average=baseline:average --method max=baseline:max \\
         --out runs/eval --mosaics 4
 

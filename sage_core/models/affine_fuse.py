@@ -25,6 +25,26 @@ from torch import nn
 from sage_core.models.base import FusionModel
 
 
+class Refinement(nn.Module):
+    """Two 3x3 convolutions over (Y, ir, F) adding a full-resolution correction; starts as a no-op."""
+
+    def __init__(self, channels: int, act: nn.Module) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(channels, 1, 3, padding=1)
+        self.act = act
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, y: torch.Tensor, ir: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        return fused + self.conv_out(self.act(self.conv_in(torch.cat((y, ir, fused), dim=1))))
+
+
+class NoRefinement(nn.Module):
+    def forward(self, y: torch.Tensor, ir: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        return fused
+
+
 class AffineFuse(FusionModel):
     """``(Y, ir) -> F``; features are the low-resolution hidden layers."""
 
@@ -42,11 +62,8 @@ class AffineFuse(FusionModel):
         nn.init.zeros_(self.coefficients.weight)
         with torch.no_grad():
             self.coefficients.bias.copy_(torch.tensor([0.5, 0.5, 0.0]))
-        if self.refine:
-            self.refine_in = nn.Conv2d(3, self.refine, 3, padding=1)
-            self.refine_out = nn.Conv2d(self.refine, 1, 3, padding=1)
-            nn.init.zeros_(self.refine_out.weight)
-            nn.init.zeros_(self.refine_out.bias)
+        # A module either way (not an ``if`` in forward), so TorchScript compiles one concrete path.
+        self.refinement = Refinement(self.refine, self.act) if self.refine else NoRefinement()
 
     def config(self) -> dict:
         return {"width": self.width, "scale": self.scale, "dilations": list(self.dilations), "refine": self.refine}
@@ -61,6 +78,4 @@ class AffineFuse(FusionModel):
             features.append(x)
         coefficients = F.interpolate(self.coefficients(x), size=y.shape[-2:], mode="bilinear", align_corners=False)
         fused = coefficients[:, 0:1] * y + coefficients[:, 1:2] * ir + coefficients[:, 2:3]
-        if self.refine:
-            fused = fused + self.refine_out(self.act(self.refine_in(torch.cat((y, ir, fused), dim=1))))
-        return fused, features
+        return self.refinement(y, ir, fused), features
