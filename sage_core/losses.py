@@ -117,7 +117,7 @@ def contrastive_loss(fused: torch.Tensor, reference: torch.Tensor, sources: list
     for source, mask in zip(sources, masks):
         n, k = mask.shape[:2]
         flat = mask.reshape(n * k, 1, *mask.shape[2:])
-        rep = lambda x: x.repeat_interleave(k, dim=0) * flat  # noqa: E731
-        f_feat, r_feat, s_feat = phi(rep(fused)), phi(rep(reference)), phi(rep(source))
+        # Every image repeated once per mask, then masked: (N * K, 1, H, W).
+        f_feat, r_feat, s_feat = (phi(x.repeat_interleave(k, dim=0) * flat) for x in (fused, reference, source))
         total = total + (_normalised_distance(r_feat, f_feat) / (_normalised_distance(s_feat, f_feat) + 1e-6)).mean()
     return total

@@ -36,7 +36,8 @@ class ThermalNormalizerConfig:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise FusionInputError(f"thermal normalisation method {self.method!r}; expected one of {', '.join(METHODS)}")
+            raise FusionInputError(
+                f"thermal normalisation method {self.method!r}; expected one of {', '.join(METHODS)}")
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
             raise FusionInputError(
                 f"thermal percentiles must satisfy 0 <= low < high <= 100, got {self.low_percentile}, "

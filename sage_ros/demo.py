@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=Path, default=None,
                         help="model file for the node's model_file_path (default: shipped model)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt"))
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt"))
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     return parser
 

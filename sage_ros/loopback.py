@@ -187,7 +187,7 @@ def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, 
         spin_for(0.5)  # let the node finish warming up before the clock starts
 
         messages = []
-        for index, pair in enumerate(pairs):
+        for pair in pairs:
             rgb = Image(**array_to_image_fields(pair.visible, "bgr8"))
             rgb.header.frame_id = "rgb_optical"
             thermal = Image(**array_to_image_fields(pair.thermal, pair.thermal_encoding))
@@ -220,8 +220,9 @@ def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, 
             for index, (_, msg) in received.items():
                 fused[index] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1).copy()
         last_arrival = max((arrival for arrival, _ in received.values()), default=sent_until)
-        return LoopbackResult(sent=len(pairs), received=len(received), duration_s=max(last_arrival, sent_until) - started,
-                              latencies_ms=latencies, fused=fused, diagnostics=dict(diagnostics))
+        return LoopbackResult(sent=len(pairs), received=len(received),
+                              duration_s=max(last_arrival, sent_until) - started, latencies_ms=latencies,
+                              fused=fused, diagnostics=dict(diagnostics))
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
