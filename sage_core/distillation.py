@@ -535,12 +535,17 @@ class Distiller:
         self.student.load_state_dict(state["student"])
         if self.projections is not None and state["projections"] is not None:
             self.projections.load_state_dict(state["projections"])
+        # A resumed run may ask for more steps: keep the schedules' progress, but this run's lengths.
         if self.opt_teacher is not None and state["teacher"] is not None:
             self.teacher.load_state_dict(state["teacher"])
             self.opt_teacher.load_state_dict(state["opt_teacher"])
+            length = self.sched_teacher.T_max
             self.sched_teacher.load_state_dict(state["sched_teacher"])
+            self.sched_teacher.T_max = length
         self.opt_student.load_state_dict(state["opt_student"])
+        length = self.sched_student.T_max
         self.sched_student.load_state_dict(state["sched_student"])
+        self.sched_student.T_max = length
         self.sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.history = json.loads(state["history"])
