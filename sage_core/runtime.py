@@ -113,38 +113,40 @@ class Backend:
         return self.run(to(y), to(ir))[0, 0].float().cpu().numpy()
 
 
-class TorchBackend(Backend):
+class ModuleBackend(Backend):
+    """A torch module (eager, scripted or TensorRT-compiled) on a device; fp16 casts the inputs."""
+
+    def __init__(self, module, device: torch.device, fp16: bool, detail: str) -> None:
+        self.module, self.fp16 = module, fp16
+        super().__init__(device, detail)
+
+    def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.fp16:
+                return self.module(y.half(), ir.half()).float()
+            return self.module(y, ir)
+
+
+class TorchBackend(ModuleBackend):
     name = "torch"
 
     def __init__(self, model: FusionModel, device: torch.device, fp16: bool = False) -> None:
-        self.module = prepare_for_inference(model).to(device)
-        self.fp16 = fp16 and device.type == "cuda"
+        module = prepare_for_inference(model).to(device)
+        fp16 = fp16 and device.type == "cuda"
         if device.type == "cuda":
-            self.module = self.module.to(memory_format=torch.channels_last)
-            if self.fp16:
-                self.module = self.module.half()
-        super().__init__(device, f"eager, BatchNorm folded{', fp16' if self.fp16 else ''}")
-
-    def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            if self.fp16:
-                return self.module(y.half(), ir.half()).float()
-            return self.module(y, ir)
+            module = module.to(memory_format=torch.channels_last)
+            if fp16:
+                module = module.half()
+        super().__init__(module, device, fp16, f"eager, BatchNorm folded{', fp16' if fp16 else ''}")
 
 
-class TorchScriptBackend(Backend):
+class TorchScriptBackend(ModuleBackend):
     name = "torchscript"
 
     def __init__(self, module: torch.jit.ScriptModule, device: torch.device, fp16: bool = False) -> None:
-        self.module = module.to(device).eval()
-        self.fp16 = fp16 and device.type == "cuda"
-        super().__init__(device, "scripted" + (", fp16" if self.fp16 else ""))
-
-    def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            if self.fp16:
-                return self.module(y.half(), ir.half()).float()
-            return self.module(y, ir)
+        fp16 = fp16 and device.type == "cuda"
+        module = module.to(device).eval()
+        super().__init__(module.half() if fp16 else module, device, fp16, "scripted" + (", fp16" if fp16 else ""))
 
 
 class OnnxRuntimeBackend(Backend):
@@ -180,12 +182,11 @@ class OnnxRuntimeBackend(Backend):
         return torch.from_numpy(out)[None, None].to(y.device)
 
 
-class TensorRTBackend(TorchScriptBackend):
+class TensorRTBackend(ModuleBackend):
     name = "tensorrt"
 
-    def __init__(self, module, device: torch.device, fp16: bool, detail: str) -> None:
-        self.module, self.fp16 = module, False  # precision is compiled into the engine
-        Backend.__init__(self, device, detail)
+    def __init__(self, module, device: torch.device, detail: str) -> None:
+        super().__init__(module, device, False, detail)  # precision is compiled into the engine
 
 
 # ----- optional libraries ------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ def _load_exported(path: Path, meta: dict, backend: str, device: torch.device) -
     except Exception as exc:
         raise BackendError(f"{path}: TensorRT cannot load this engine ({str(exc).splitlines()[0]}); engines are "
                            "specific to the GPU and TensorRT version: re-export it here") from None
-    return LoadedBackend(TensorRTBackend(module, device, meta.get("precision") == "fp16", "TensorRT engine"),
+    return LoadedBackend(TensorRTBackend(module, device, f"TensorRT engine, {meta.get('precision', 'fp32')}"),
                          info, [reason])
 
 
@@ -424,7 +425,7 @@ def _tensorrt_from_model(model: FusionModel, source: Path, device: torch.device,
         torch_tensorrt.save(compiled, str(path), inputs=example)
 
     module, status = cache.get_or_build(parts, ".ep", build, lambda p: torch_tensorrt.load(str(p)).module(), force)
-    return TensorRTBackend(module, device, fp16, f"TensorRT engine, {'fp16' if fp16 else 'fp32'}"), status
+    return TensorRTBackend(module, device, f"TensorRT engine, {'fp16' if fp16 else 'fp32'}"), status
 
 
 def auto_candidates(device: torch.device) -> tuple[list[str], list[str]]:
