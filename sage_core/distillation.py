@@ -421,7 +421,7 @@ class Distiller:
         return y, ir, None, None, reference
 
     def _teacher_out(self, y, ir, m_ir, m_vis):
-        if self.config.teacher.kind == "spa":
+        if self.config.teacher.kind == "spa":  # semantic patches: each source times its K masks
             return self.teacher.forward_features(y, ir, ir * m_ir, y * m_vis)
         return self.teacher.forward_features(y, ir)
 

@@ -7,7 +7,6 @@
 - :class:`MaskCache` keeps the top masks of each image on disk, keyed by the
   image content, the SAM weights and the generator settings: SAM runs once per
   image across epochs and runs.
-- :func:`semantic_patches` turns masks into the K semantic patches of a source.
 - :class:`SamFeatures` runs the first blocks of SAM's image encoder (the ``phi``
   of the contrastive loss) on inputs of any size.
 """
@@ -202,19 +201,6 @@ def sam_inputs(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     bgr = vis if vis.ndim == 3 else np.repeat(vis[..., None], 3, axis=2)
     rgb = np.ascontiguousarray(bgr[..., 2::-1])
     return ir8, rgb if rgb.dtype == np.uint8 else (rgb // 257).astype(np.uint8)
-
-
-def select_masks(masks: np.ndarray, k: int, min_pixels: int = 1) -> np.ndarray:
-    """The first ``k`` non-empty masks (largest first); fewer -> padded with all-ones (the unmasked source)."""
-    keep = [m for m in masks if m.sum() >= min_pixels][:k]
-    shape = masks.shape[1:]
-    keep += [np.ones(shape, bool)] * (k - len(keep))
-    return np.stack(keep).astype(np.float32)
-
-
-def semantic_patches(source: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Source ``(N, 1, H, W)`` times masks ``(N, K, H, W)`` -> the K semantic patches ``(N, K, H, W)``."""
-    return source * masks
 
 
 # ----- features for the contrastive loss ---------------------------------------------------------------
