@@ -14,13 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from sage_core.checkpoint import load_model  # noqa: E402
-from sage_core.fuser import DEFAULT_WEIGHTS  # noqa: E402
-from sage_core.runtime import prepare_for_inference  # noqa: E402
+from sage_core.backends import prepare_for_inference
+from sage_core.checkpoint import load_model
+from sage_core.options import DEFAULT_WEIGHTS
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "checkpoints" / "sage_official_student.pt"
 

@@ -14,12 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sage_core import metrics as M  # noqa: E402
-from sage_core.baselines import AverageFusion  # noqa: E402
-from sage_core.data import read_image  # noqa: E402
-from sage_core.synthetic import SyntheticScene  # noqa: E402
+from sage_core.eval import metrics as M
+from sage_core.eval.baselines import AverageFusion
+from sage_core.image_files import read_image
+from sage_core.synthetic import SyntheticScene
 
 M3FD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "m3fd_sage6"
 

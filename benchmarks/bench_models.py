@@ -15,15 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from sage_core.checkpoint import load_model  # noqa: E402
-from sage_core.fuser import DEFAULT_WEIGHTS, Fuser, resolve_device  # noqa: E402
-from sage_core.profiling import count_parameters, macs_per_pixel  # noqa: E402
-from sage_core.runtime import available  # noqa: E402
-from sage_core.synthetic import SyntheticScene  # noqa: E402
+from sage_core.backends import available
+from sage_core.checkpoint import load_model
+from sage_core.eval.profiling import count_parameters, macs_per_pixel
+from sage_core.fuser import DEFAULT_WEIGHTS, Fuser, resolve_device
+from sage_core.synthetic import SyntheticScene
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "checkpoints" / "sage_official_student.pt"
 

@@ -14,10 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sage_core.fuser import DEFAULT_WEIGHTS  # noqa: E402
-from sage_ros.loopback import isolate_dds, run_loopback, synthetic_pairs  # noqa: E402
+from sage_core.options import DEFAULT_WEIGHTS
+from sage_ros.dds import isolate_dds
+from sage_ros.loopback import run_loopback, synthetic_pairs
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "checkpoints" / "sage_official_student.pt"
 

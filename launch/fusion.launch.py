@@ -3,8 +3,10 @@
     ros2 launch sage_ros fusion.launch.py thermal_topic:=/boson/image_raw rgb_topic:=/camera/color/image_raw
     ros2 launch sage_ros fusion.launch.py namespace:=front model_file_path:=/models/student.onnx rviz:=true
 
-Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``);
-the others come from ``params_file`` (default: the packaged config/fusion.yaml).
+Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``):
+the topics, namespace, rviz and log level here, and the node parameters marked ``launch=True`` in
+sage_ros/parameters.py (their one declaration). The others come from ``params_file`` (default: the
+packaged config/fusion.yaml).
 """
 
 from __future__ import annotations
@@ -18,29 +20,28 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-# (name, default, description). An empty default leaves the value of params_file in force.
+from sage_ros.parameters import launch_parameters
+
+#: Node parameters exposed as launch arguments -> their types (from the parameter table).
+PARAMETER_ARGUMENTS = {name: kind for name, _, kind in launch_parameters()}
+# (name, default, description). A parameter argument's empty default leaves the value of params_file in force.
 ARGUMENTS = [
     ("namespace", "", "namespace of the fusion node and its relative topics"),
     ("params_file", "", "parameter YAML file (empty: the packaged config/fusion.yaml)"),
     ("thermal_topic", "thermal/image", "thermal image topic (its camera_info is the sibling topic)"),
     ("rgb_topic", "rgb/image", "RGB image topic (its camera_info is the sibling topic)"),
     ("fused_topic", "fused/image", "fused output image topic (fused camera_info is the sibling topic)"),
-    ("model_file_path", "", "model: checkpoint or TorchScript/ONNX/TensorRT export (empty: params_file / shipped)"),
-    ("device", "", "inference device: auto, cpu or cuda (empty: params_file)"),
-    ("backend", "", "auto, torch, torchscript, onnxruntime or tensorrt (empty: params_file)"),
-    ("engine_file_path", "", "folder for compiled engines (empty: params_file / ~/.cache/sage_ros/engines)"),
-    ("output_encoding", "", "bgr8, rgb8 or mono8 (empty: params_file)"),
-    ("reference_camera", "", "rgb or thermal: whose grid, stamp and frame_id the output takes (empty: params_file)"),
-    ("slop", "", "largest thermal/RGB stamp difference in seconds that may pair (empty: params_file)"),
-    ("qos_reliability", "", "input subscriptions: best_effort or reliable, to match the drivers (empty: params_file)"),
-    ("on_stale", "", "when one camera stops: drop or passthrough (empty: params_file)"),
+    *[(name, "", f"{description} (empty: the value in params_file)") for name, description, _ in launch_parameters()],
     ("log_level", "info", "log level of the fusion node"),
     ("rviz", "false", "also start rviz2 with the packaged thermal / RGB / fused view"),
 ]
-#: Arguments passed to the node as parameters when not empty, with their types.
-PARAMETER_ARGUMENTS = {"model_file_path": str, "device": str, "backend": str, "engine_file_path": str,
-                       "output_encoding": str, "reference_camera": str, "slop": float, "qos_reliability": str,
-                       "on_stale": str}
+
+
+def _typed(text: str, kind: type):
+    """A launch argument's text as the parameter's type (``bool("false")`` would be True)."""
+    if kind is bool:
+        return text.strip().lower() in ("true", "1", "yes")
+    return kind(text)
 
 
 def _sibling(topic: str, name: str) -> str:
@@ -59,7 +60,7 @@ def _launch_setup(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     share = FindPackageShare("sage_ros").perform(context)
     params_file = value["params_file"] or os.path.join(share, "config", "fusion.yaml")
-    overrides = {name: kind(value[name]) for name, kind in PARAMETER_ARGUMENTS.items() if value[name]}
+    overrides = {name: _typed(value[name], kind) for name, kind in PARAMETER_ARGUMENTS.items() if value[name]}
     remappings = []
     for local, topic in (("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
                          ("fused/image", value["fused_topic"])):

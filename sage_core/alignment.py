@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from sage_core.errors import FusionInputError
-
-REFERENCES = ("rgb", "thermal")
+from sage_core.cameras import Camera
+from sage_core.errors import ConfigError, FusionInputError
 
 
 @dataclass
@@ -33,17 +32,18 @@ class AlignmentConfig:
     crop_to_valid: bool = True
 
     def validate(self) -> None:
-        if self.reference not in REFERENCES:
-            raise FusionInputError(f"reference camera {self.reference!r}; expected one of {', '.join(REFERENCES)}")
+        cameras = [camera.label for camera in Camera]
+        if self.reference not in cameras:
+            raise ConfigError(f"reference camera {self.reference!r}; expected one of {', '.join(cameras)}")
         if (self.output_width == 0) != (self.output_height == 0) or self.output_width < 0 or self.output_height < 0:
-            raise FusionInputError(
+            raise ConfigError(
                 f"output size {self.output_width}x{self.output_height}: give both width and height > 0, or both 0 "
                 "(keep the reference camera's size)")
         if self.homography:
             if len(self.homography) != 9 or not all(math.isfinite(v) for v in self.homography):
-                raise FusionInputError(f"homography must be 9 finite numbers (3x3 row-major), got {self.homography}")
+                raise ConfigError(f"homography must be 9 finite numbers (3x3 row-major), got {self.homography}")
             if abs(np.linalg.det(np.asarray(self.homography, np.float64).reshape(3, 3))) < 1e-12:
-                raise FusionInputError("homography is singular (determinant 0): it cannot map thermal to rgb pixels")
+                raise ConfigError("homography is singular (determinant 0): it cannot map thermal to rgb pixels")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ class Aligner:
     def __init__(self, config: AlignmentConfig | None = None) -> None:
         self.config = config or AlignmentConfig()
         self.config.validate()
+        #: The camera whose pixel grid, stamp, frame_id and intrinsics the output takes.
+        self.reference = Camera.parse(self.config.reference)
         self._plans: dict[tuple, AlignmentPlan] = {}
 
     def plan(self, thermal_size: tuple[int, int], rgb_size: tuple[int, int]) -> AlignmentPlan:
@@ -106,13 +108,13 @@ class Aligner:
 
     def _make_plan(self, thermal_size: tuple[int, int], rgb_size: tuple[int, int]) -> AlignmentPlan:
         cfg = self.config
-        if cfg.reference == "rgb":
+        if self.reference is Camera.RGB:
             ref_size, other_size = rgb_size, thermal_size
         else:
             ref_size, other_size = thermal_size, rgb_size
         if cfg.homography:
             thermal_to_rgb = np.asarray(cfg.homography, np.float64).reshape(3, 3)
-            other_to_ref = thermal_to_rgb if cfg.reference == "rgb" else np.linalg.inv(thermal_to_rgb)
+            other_to_ref = thermal_to_rgb if self.reference is Camera.RGB else np.linalg.inv(thermal_to_rgb)
         else:
             other_to_ref = _resize_matrix(other_size, ref_size)
         crop = _inner_rectangle(other_to_ref, other_size, ref_size) if cfg.crop_to_valid else (0, 0, *ref_size)
@@ -135,18 +137,18 @@ class Aligner:
         plan = self.plan((thermal.shape[1], thermal.shape[0]), (rgb.shape[1], rgb.shape[0]))
         if plan.is_identity:
             return thermal, rgb
-        ref, other = (rgb, thermal) if self.config.reference == "rgb" else (thermal, rgb)
+        ref, other = (rgb, thermal) if self.reference is Camera.RGB else (thermal, rgb)
         ref = self._reference_to_output(ref, plan)
         other = cv2.warpPerspective(other, plan.other_to_output, plan.output_size, flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return (other, ref) if self.config.reference == "rgb" else (ref, other)
+        return (other, ref) if self.reference is Camera.RGB else (ref, other)
 
-    def align_one(self, image: np.ndarray, camera: str, other_size: tuple[int, int]) -> np.ndarray:
+    def align_one(self, image: np.ndarray, camera: Camera, other_size: tuple[int, int]) -> np.ndarray:
         """One camera's image on the output grid, when its partner (of size ``other_size``) is missing."""
         size = (image.shape[1], image.shape[0])
-        sizes = (size, other_size) if camera == "thermal" else (other_size, size)
+        sizes = (size, other_size) if camera is Camera.THERMAL else (other_size, size)
         plan = self.plan(*sizes)
-        if camera == self.config.reference:
+        if camera is self.reference:
             return self._reference_to_output(image, plan)
         return cv2.warpPerspective(image, plan.other_to_output, plan.output_size, flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)

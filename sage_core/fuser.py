@@ -7,36 +7,19 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from sage_core.backends import Backend, TorchBackend, load_backend
 from sage_core.checkpoint import CheckpointInfo
 from sage_core.color import (LumaChroma, gray_to_uint8, ir_to_gray, ir_to_gray_torch, recompose_bgr,
                              recompose_bgr_torch, vis_to_luma_chroma, vis_to_luma_chroma_torch)
 from sage_core.errors import FusionInputError
 from sage_core.models import FusionModel
-from sage_core.runtime import Backend, TorchBackend, load_backend
+from sage_core.options import DEFAULT_WEIGHTS, InferenceOptions, resolve_device
 
-#: Shipped default model (our format), used when no weights are given.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a silent CPU run."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(name)
-    except RuntimeError:
-        raise FusionInputError(f"device {name!r} is not a torch device; expected auto, cpu or cuda[:N]") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FusionInputError(f"device {name!r} requested but CUDA is not available on this machine")
-    if resolved.type not in ("cpu", "cuda"):
-        raise FusionInputError(f"device {name!r} is not supported; expected auto, cpu or cuda[:N]")
-    return resolved
+__all__ = ["DEFAULT_WEIGHTS", "Fuser", "LuminanceFuser", "resolve_device"]
 
 
 class LuminanceFuser:
@@ -78,10 +61,11 @@ class LuminanceFuser:
 class Fuser(LuminanceFuser):
     """A fusion network on a device behind an inference backend, ready to fuse pairs of any size.
 
-    Built from a model (eager PyTorch) or from a model file with :meth:`from_weights`, which
-    accepts our checkpoints, the released student and exported artefacts, and picks the backend
-    (``auto``: the fastest available here; see :mod:`sage_core.runtime`). The model is loaded
-    once. On a GPU, colour conversion runs on the GPU too, next to the model.
+    Built from a model (eager PyTorch) or from a model file with :meth:`from_options` (or its
+    shorthand :meth:`from_weights`), which accepts our checkpoints, the released student and exported
+    artefacts, and picks the backend (``auto``: the fastest available here; see
+    :mod:`sage_core.backends`). The model is loaded once. On a GPU, colour conversion runs on the GPU
+    too, next to the model.
     """
 
     def __init__(self, model: FusionModel | Backend, device: str | torch.device = "auto",
@@ -97,13 +81,15 @@ class Fuser(LuminanceFuser):
         self.colour_on_device = self.backend.tensors and self.device.type == "cuda"
 
     @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                     backend: str = "auto", fp16: bool = False, cache_dir: str | os.PathLike | None = None,
-                     force_rebuild: bool = False) -> Fuser:
-        """Load any model file we accept; None -> the shipped default model."""
-        loaded = load_backend(DEFAULT_WEIGHTS if weights is None else weights, resolve_device(device), backend,
-                              fp16, cache_dir, force_rebuild)
+    def from_options(cls, options: InferenceOptions) -> Fuser:
+        """Load the model file ``options`` names (or the shipped default) on the backend they choose."""
+        loaded = load_backend(options)
         return cls(loaded.backend, info=loaded.info, decisions=loaded.decisions)
+
+    @classmethod
+    def from_weights(cls, model_file_path: str | os.PathLike | None = None, **options) -> Fuser:
+        """Shorthand: ``Fuser.from_weights(path, device="cpu")`` is ``from_options(InferenceOptions(path, ...))``."""
+        return cls.from_options(InferenceOptions(model_file_path=model_file_path, **options))
 
     @property
     def name(self) -> str:  # type: ignore[override]

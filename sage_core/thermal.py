@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sage_core.errors import FusionInputError
+from sage_core.errors import ConfigError, FusionInputError
 
 METHODS = ("percentile", "minmax", "fixed")
 #: Percentiles are estimated on every n-th pixel in each direction: ~16x fewer pixels, same range.
@@ -36,16 +36,16 @@ class ThermalNormalizerConfig:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise FusionInputError(
+            raise ConfigError(
                 f"thermal normalisation method {self.method!r}; expected one of {', '.join(METHODS)}")
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
-            raise FusionInputError(
+            raise ConfigError(
                 f"thermal percentiles must satisfy 0 <= low < high <= 100, got {self.low_percentile}, "
                 f"{self.high_percentile}")
         if not self.fixed_min < self.fixed_max:
-            raise FusionInputError(f"thermal fixed range must have min < max, got [{self.fixed_min}, {self.fixed_max}]")
+            raise ConfigError(f"thermal fixed range must have min < max, got [{self.fixed_min}, {self.fixed_max}]")
         if not 0.0 <= self.smoothing < 1.0:
-            raise FusionInputError(f"thermal range smoothing must lie in [0, 1), got {self.smoothing}")
+            raise ConfigError(f"thermal range smoothing must lie in [0, 1), got {self.smoothing}")
 
 
 class ThermalNormalizer:

@@ -1,6 +1,6 @@
 """``sage-demo``: thermal + RGB streams through the real ROS 2 fusion node, written out to look at.
 
-    sage-demo [--data DIR] [--frames 40] [--rate 10] [--size 640x512] [--weights PATH] [--out out/demo]
+    sage-demo [--data DIR] [--frames 40] [--rate 10] [--size 640x512] [--model-file-path PATH] [--out out/demo]
 
 A player node publishes thermal (``mono16``, raw counts as radiometric cameras
 send them) and RGB (``bgr8``) pairs at ``--rate`` Hz: a generated night street
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sage_core.data import write_image_atomic
+from sage_core.cli.common import add_inference_arguments
 from sage_core.errors import SageError
+from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
+from sage_ros.dds import isolate_dds
+from sage_ros.loopback import LoopbackError, dataset_input_pairs, run_loopback, synthetic_pairs
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -44,13 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=40, help="pairs to publish (default 40)")
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
     parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="model file for the node's model_file_path (default: shipped model)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--backend", default="auto",
-                        choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt"))
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    add_inference_arguments(parser)
     return parser
+
+
+def node_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The inference flags as the node's parameters (same names), the defaults left out."""
+    params: dict[str, object] = {"device": args.device, "backend": args.backend}
+    if args.model_file_path:
+        params["model_file_path"] = str(args.model_file_path.resolve())
+    if args.engine_cache_dir:
+        params["engine_cache_dir"] = str(args.engine_cache_dir.resolve())
+    if args.force_engine_update:
+        params["force_engine_update"] = True
+    if args.enable_fp16:
+        params["enable_fp16"] = True
+    return params
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:
@@ -67,33 +81,23 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from sage_ros.loopback import LoopbackError, dataset_input_pairs, isolate_dds, run_loopback, synthetic_pairs
+def _run(args: argparse.Namespace):
+    """Publish the pairs through the node; (pairs, source description, LoopbackResult)."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "frames").mkdir(exist_ok=True)
+    if args.data:
+        pairs = dataset_input_pairs(args.data, args.frames)
+        source = f"{args.data} ({args.frames} pairs, thermal mono8)"
+    else:
+        pairs = synthetic_pairs(args.frames, *args.size, rate=args.rate)
+        source = f"generated night street {args.size[0]}x{args.size[1]} (thermal mono16)"
+    print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
+          f"domain {os.environ['ROS_DOMAIN_ID']})", flush=True)
+    return pairs, source, run_loopback(pairs, args.rate, node_parameters(args), keep_frames=True,
+                                       log_path=args.out / "fusion_node.log")
 
-    isolate_dds()  # before anything starts rclpy: DDS stays on loopback
-    if args.frames < 1 or args.rate <= 0:
-        print("sage-demo: error: --frames must be >= 1 and --rate > 0", file=sys.stderr)
-        return 2
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "frames").mkdir(exist_ok=True)
-        if args.data:
-            pairs = dataset_input_pairs(args.data, args.frames)
-            source = f"{args.data} ({args.frames} pairs, thermal mono8)"
-        else:
-            pairs = synthetic_pairs(args.frames, *args.size, rate=args.rate)
-            source = f"generated night street {args.size[0]}x{args.size[1]} (thermal mono16)"
-        params = {"device": args.device, "backend": args.backend}
-        if args.weights:
-            params["model_file_path"] = str(args.weights.resolve())
-        print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
-              f"domain {__import__('os').environ['ROS_DOMAIN_ID']})", flush=True)
-        result = run_loopback(pairs, args.rate, params, keep_frames=True, log_path=args.out / "fusion_node.log")
-    except (SageError, LoopbackError) as exc:
-        print(f"sage-demo: error: {exc}", file=sys.stderr)
-        return 2
 
+def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
     strips = []
     for index, fused in sorted(result.fused.items()):
         pair = pairs[index]
@@ -123,6 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    and: {(args.out / 'frames').resolve()}/ ({len(strips)} frames)"
           + (f", {video.resolve()}" if has_video else "") + f", {(args.out / 'summary.json').resolve()}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    isolate_dds()  # before anything starts rclpy: DDS stays on loopback
+    if args.frames < 1 or args.rate <= 0:
+        print("sage-demo: error: --frames must be >= 1 and --rate > 0", file=sys.stderr)
+        return 2
+    try:
+        pairs, source, result = _run(args)
+    except (SageError, LoopbackError) as exc:
+        print(f"sage-demo: error: {exc}", file=sys.stderr)
+        return 2
+    return _write_outputs(args, pairs, source, result)
 
 
 if __name__ == "__main__":

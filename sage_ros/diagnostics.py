@@ -1,6 +1,11 @@
-"""Running statistics the fusion node reports on /diagnostics: rates, timings, counters.
+"""What the fusion node reports on /diagnostics: running statistics and the health rules.
 
-Thread-safe: the subscription callbacks and the inference worker both record.
+:class:`FusionStats` counts and times (thread-safe: the subscription callbacks and the inference
+worker both record); :func:`assess_health` turns the node's state into a level and a message:
+
+- ERROR: inference failed on the latest frame (within :data:`FAILURE_MEMORY_S`), with the last error;
+- WARN: a camera is stale, or a topic has publishers but no data (QoS or transport);
+- OK otherwise.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class Window:
         return {"mean": float(array.mean()), "p95": float(np.percentile(array, 95)), "max": float(array.max())}
 
 
+#: How long a failed inference keeps the node in ERROR when no frame has succeeded since.
+FAILURE_MEMORY_S = 10.0
+
+
 class FusionStats:
     """Everything the node counts and times, behind one lock."""
 
@@ -68,6 +77,24 @@ class FusionStats:
         self.dropped_pairs = 0
         self.published = 0
         self.passthrough = 0
+        self.inference_failures = 0
+        self.last_error: str | None = None
+        self.last_outcome: tuple[bool, float] | None = None  # (succeeded, monotonic time) of the latest frame
+
+    def outcome(self, error: str | None = None) -> None:
+        """Record how the latest frame's inference ended: None for success, else the error text."""
+        with self.lock:
+            self.last_outcome = (error is None, time.monotonic())
+            if error is not None:
+                self.inference_failures += 1
+                self.last_error = error
+
+    def failing(self) -> str | None:
+        """The last error when the latest frame failed recently, else None."""
+        with self.lock:
+            if self.last_outcome is None or self.last_outcome[0]:
+                return None
+            return self.last_error if time.monotonic() - self.last_outcome[1] <= FAILURE_MEMORY_S else None
 
     def arrived(self, stream: str) -> None:
         with self.lock:
@@ -101,9 +128,23 @@ class FusionStats:
                     items.append((f"{label} {stat}", f"{value:.2f}"))
             items += [("published", str(self.published)), ("dropped pairs", str(self.dropped_pairs)),
                       ("unpaired messages", str(unpaired)), ("passthrough frames", str(self.passthrough)),
+                      ("inference failures", str(self.inference_failures)),
+                      ("last inference error", self.last_error or ""),
                       ("bad messages", str(sum(self.bad.values())))]
             items += [(f"bad messages: {kind}", str(n)) for kind, n in sorted(self.bad.items())]
         return [KeyValue(key=k, value=v) for k, v in items]
+
+
+def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str) -> tuple[bytes, str]:
+    """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems."""
+    failing = stats.failing()
+    if failing is not None:
+        return DiagnosticStatus.ERROR, f"inference failing on recent frames: {failing}"
+    problems = [f"{camera} stale" for camera in stale]
+    problems += [f"{camera}: publishers but no data (QoS?)" for camera in silent]
+    if problems:
+        return DiagnosticStatus.WARN, "; ".join(problems)
+    return DiagnosticStatus.OK, f"fusing with {model}"
 
 
 def status(name: str, hardware_id: str, level: bytes, message: str, values: list[KeyValue]) -> DiagnosticStatus:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -105,3 +106,12 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
         "step": int(array.shape[1] * spec.channels * spec.dtype.itemsize),
         "data": array.tobytes(),
     }
+
+
+def to_output_encoding(image: np.ndarray, encoding: str) -> np.ndarray:
+    """A fused uint8 gray or BGR image -> the array layout of ``encoding`` (mono8, bgr8, rgb8)."""
+    if encoding == "mono8":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image[..., ::-1]) if encoding == "rgb8" else image

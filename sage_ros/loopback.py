@@ -1,12 +1,13 @@
 """Thermal/RGB pairs through the real fusion node over DDS on this machine, measured.
 
-A player node publishes pre-rendered pairs at a fixed rate, the fusion node runs
-as its own process (exactly as ``ros2 run`` would start it), and a recorder node
-receives the fused stream and timestamps every frame. The demo and the node
-benchmark are both thin wrappers over :func:`run_loopback`.
+Three small pieces, composed by :func:`run_loopback` (the demo and the node benchmarks use it):
 
-DDS is kept on loopback with a domain of its own (:func:`isolate_dds`), set in
-this process and passed to the node's process before either starts rclpy.
+- :class:`NodeProcess`: the fusion node as its own process, exactly as ``ros2 run`` would start it;
+- :class:`Player`: publishes pre-rendered pairs at a fixed rate, stamped at publish time;
+- :class:`Recorder`: receives the fused stream and /diagnostics, timestamping every frame.
+
+DDS stays on loopback with a domain of its own (:func:`sage_ros.dds.isolate_dds`), set in this
+process and inherited by the node's process before either starts rclpy.
 """
 
 from __future__ import annotations
@@ -21,27 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sage_core.data import dataset_pairs, read_pair
+from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
+from sage_ros.dds import isolate_dds
 
-
-#: Fast DDS profile: shared memory with large segments, UDP bound to 127.0.0.1 (see the file's comment).
-FASTDDS_LOOPBACK_PROFILE = Path(__file__).resolve().parent / "fastdds_loopback.xml"
-
-
-def isolate_dds(domain_id: int | None = None) -> dict[str, str]:
-    """Keep DDS on loopback, in a domain of this run's own; returns the variables set.
-
-    Must run before anything in the process starts rclpy; child processes inherit it.
-    """
-    values = {
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "ROS_DOMAIN_ID": str(domain_id if domain_id is not None else 100 + os.getpid() % 100),
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_LOOPBACK_PROFILE),
-    }
-    os.environ.update(values)
-    os.environ.pop("ROS_STATIC_PEERS", None)
-    return values
+#: Thermal stamped this far behind RGB: a realistic offset that approximate-time pairing must absorb.
+THERMAL_OFFSET_NS = 3_000_000
 
 
 @dataclass
@@ -104,135 +90,187 @@ class LoopbackError(RuntimeError):
     """The fusion node did not start or did not answer; the message carries its log tail."""
 
 
-def _node_command(namespace: str, params: dict[str, object]) -> list[str]:
-    command = [sys.executable, "-m", "sage_ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
-               "--log-level", "sage_fusion:=info"]
-    for name, value in params.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        command += ["-p", f"{name}:={text}"]
-    return command
+class NodeProcess:
+    """The fusion node in a process of its own, logging to ``log_path``."""
+
+    def __init__(self, namespace: str, params: dict[str, object], log_path: Path | None = None) -> None:
+        self.log_path = log_path
+        command = [sys.executable, "-m", "sage_ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
+                   "--log-level", "sage_fusion:=info"]
+        for name, value in params.items():
+            command += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+        self._log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def last_words(self) -> str:
+        """The node's own error line (or its last log line), for a one-line message."""
+        if not (self.log_path and Path(self.log_path).exists()):
+            return "(no node log kept)"
+        lines = [line.strip() for line in Path(self.log_path).read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()]
+        return (errors or lines or ["(node printed nothing)"])[-1] + f" [log: {self.log_path}]"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log_path:
+            self._log.close()
+
+
+class Recorder:
+    """Receives fused/image and /diagnostics on ``node``; maps fused stamps back to pair indices."""
+
+    def __init__(self, node) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+
+        self.received: dict[int, tuple[float, object]] = {}  # index -> (arrival time, message)
+        self.stamp_to_index: dict[int, int] = {}
+        self.diagnostics: dict[str, str] = {}
+        node.create_subscription(Image, "fused/image", self._on_fused, 50)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def expect(self, stamp_ns: int, index: int) -> None:
+        self.stamp_to_index[stamp_ns] = index
+
+    def _on_fused(self, msg) -> None:
+        arrival = time.time()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp in self.stamp_to_index:
+            self.received[self.stamp_to_index[stamp]] = (arrival, msg)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.startswith("sage_fusion"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+                self.diagnostics["message"] = status.message
+                self.diagnostics["level"] = str(int.from_bytes(status.level, "little")
+                                                if isinstance(status.level, bytes) else status.level)
+
+    def frames(self) -> dict[int, np.ndarray]:
+        return {index: np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1).copy()
+                for index, (_, msg) in self.received.items()}
+
+
+class Player:
+    """Publishes thermal and RGB images on ``node`` with the given reliability."""
+
+    def __init__(self, node, reliable: bool = False) -> None:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.thermal_pub = node.create_publisher(Image, "thermal/image", qos)
+        self.rgb_pub = node.create_publisher(Image, "rgb/image", qos)
+
+    def connected(self) -> bool:
+        return bool(self.thermal_pub.get_subscription_count() and self.rgb_pub.get_subscription_count())
+
+    @staticmethod
+    def messages(pairs: list[InputPair]) -> list[tuple[object, object]]:
+        """(thermal, rgb) messages built once, before the clock starts."""
+        from sensor_msgs.msg import Image
+
+        from sage_ros.image_conversion import array_to_image_fields
+
+        out = []
+        for pair in pairs:
+            thermal = Image(**array_to_image_fields(pair.thermal, pair.thermal_encoding))
+            thermal.header.frame_id = "thermal_optical"
+            rgb = Image(**array_to_image_fields(pair.visible, "bgr8"))
+            rgb.header.frame_id = "rgb_optical"
+            out.append((thermal, rgb))
+        return out
+
+    def publish(self, thermal, rgb, stamp_ns: int) -> None:
+        rgb.header.stamp.sec, rgb.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        thermal.header.stamp.sec, thermal.header.stamp.nanosec = divmod(stamp_ns + THERMAL_OFFSET_NS,
+                                                                        1_000_000_000)
+        self.rgb_pub.publish(rgb)
+        self.thermal_pub.publish(thermal)
+
+
+class _Session:
+    """A context of its own with one probe node (player + recorder) and an executor to spin it."""
+
+    def __init__(self, namespace: str, reliable: bool) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("sage_loopback", namespace=namespace, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.player, self.recorder = Player(self.node, reliable), Recorder(self.node)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.01, max(0.0, end - time.monotonic())))
+
+    def close(self) -> None:
+        import rclpy
+
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def _wait_ready(session: _Session, node: NodeProcess, namespace: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not (session.player.connected() and session.node.count_publishers(f"{namespace}/fused/image")):
+        if node.exited() is not None:
+            raise LoopbackError(f"fusion node exited with status {node.exited()} before it was ready: "
+                                f"{node.last_words()}")
+        if time.monotonic() > deadline:
+            raise LoopbackError(f"fusion node not ready after {timeout:.0f} s: {node.last_words()}")
+        session.spin_for(0.1)
+    session.spin_for(0.5)  # let the node finish warming up before the clock starts
+
+
+def _play(session: _Session, pairs: list[InputPair], rate_hz: float, progress: bool) -> float:
+    """Publish every pair on schedule; returns the start time (time.time())."""
+    from tqdm import tqdm
+
+    messages = Player.messages(pairs)
+    started = time.time()
+    for index, (thermal, rgb) in enumerate(tqdm(messages, desc="publishing", unit="pair", disable=not progress)):
+        session.spin_for(max(0.0, started + index / rate_hz - time.time()))
+        now = time.time_ns()
+        session.recorder.expect(now, index)
+        session.player.publish(thermal, rgb, now)
+    return started
 
 
 def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, object] | None = None,
                  keep_frames: bool = False, namespace: str = "/sage_demo", startup_timeout: float = 90.0,
                  drain_s: float = 2.0, log_path: Path | None = None, progress: bool = True) -> LoopbackResult:
     """Publish ``pairs`` at ``rate_hz`` through a fusion node process; collect and time its output."""
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from tqdm import tqdm
-
-    from sage_ros.image_conversion import array_to_image_fields
-
     isolate_dds()
-    log_file = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    node_process = subprocess.Popen(_node_command(namespace, node_params or {}), stdout=log_file,
-                                    stderr=subprocess.STDOUT, env=os.environ.copy())
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("sage_loopback", namespace=namespace, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    received: dict[int, tuple[float, Image]] = {}
-    stamp_to_index: dict[int, int] = {}
-    diagnostics: dict[str, str] = {}
-
-    def on_fused(msg: Image) -> None:
-        arrival = time.time()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if stamp in stamp_to_index:
-            received[stamp_to_index[stamp]] = (arrival, msg)
-
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("sage_fusion"):
-                diagnostics.clear()
-                diagnostics.update({kv.key: kv.value for kv in status.values})
-                diagnostics["message"] = status.message
-
-    node.create_subscription(Image, "fused/image", on_fused, 50)
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    reliability = node_params.get("qos_reliability", "best_effort") if node_params else "best_effort"
-    camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                            reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                            else ReliabilityPolicy.BEST_EFFORT)
-    thermal_pub = node.create_publisher(Image, "thermal/image", camera_qos)
-    rgb_pub = node.create_publisher(Image, "rgb/image", camera_qos)
-
-    def spin_for(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=min(0.01, max(0.0, end - time.monotonic())))
-
-    def node_last_words() -> str:
-        """The node's own error line (or its last log line), for a one-line message."""
-        if not (log_path and Path(log_path).exists()):
-            return "(no node log kept)"
-        lines = [line.strip() for line in Path(log_path).read_text(errors="replace").splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower()]
-        return (errors or lines or ["(node printed nothing)"])[-1] + f" [log: {log_path}]"
-
+    params = node_params or {}
+    node = NodeProcess(namespace, params, log_path)
+    session = _Session(namespace, params.get("qos_reliability") == "reliable")
     try:
-        deadline = time.monotonic() + startup_timeout
-        while not (thermal_pub.get_subscription_count() and rgb_pub.get_subscription_count()
-                   and node.count_publishers(f"{namespace}/fused/image")):
-            if node_process.poll() is not None:
-                raise LoopbackError(f"fusion node exited with status {node_process.returncode} before it was "
-                                    f"ready: {node_last_words()}")
-            if time.monotonic() > deadline:
-                raise LoopbackError(f"fusion node not ready after {startup_timeout:.0f} s: {node_last_words()}")
-            spin_for(0.1)
-        spin_for(0.5)  # let the node finish warming up before the clock starts
-
-        messages = []
-        for pair in pairs:
-            rgb = Image(**array_to_image_fields(pair.visible, "bgr8"))
-            rgb.header.frame_id = "rgb_optical"
-            thermal = Image(**array_to_image_fields(pair.thermal, pair.thermal_encoding))
-            thermal.header.frame_id = "thermal_optical"
-            messages.append((thermal, rgb))
-        period = 1.0 / rate_hz
-        started = time.time()
-        bar = tqdm(total=len(pairs), desc="publishing", unit="pair", disable=not progress)
-        for index, (thermal, rgb) in enumerate(messages):
-            target = started + index * period
-            spin_for(max(0.0, target - time.time()))
-            now = time.time_ns()
-            # Thermal 3 ms behind rgb: a realistic offset that approximate-time pairing must absorb.
-            rgb.header.stamp.sec, rgb.header.stamp.nanosec = divmod(now, 1_000_000_000)
-            thermal.header.stamp.sec, thermal.header.stamp.nanosec = divmod(now + 3_000_000, 1_000_000_000)
-            stamp_to_index[now] = index
-            rgb_pub.publish(rgb)
-            thermal_pub.publish(thermal)
-            bar.update(1)
-        bar.close()
+        _wait_ready(session, node, namespace, startup_timeout)
+        started = _play(session, pairs, rate_hz, progress)
         sent_until = time.time()
-        drain_end = time.monotonic() + drain_s
-        while time.monotonic() < drain_end:
-            spin_for(0.05)
-        spin_for(min(1.0, drain_s))  # one more diagnostics period
-        publish_ns = {index: stamp for stamp, index in stamp_to_index.items()}
-        latencies = [1000 * (arrival - publish_ns[index] / 1e9) for index, (arrival, _) in received.items()]
-        fused = {}
-        if keep_frames:
-            for index, (_, msg) in received.items():
-                fused[index] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1).copy()
-        last_arrival = max((arrival for arrival, _ in received.values()), default=sent_until)
-        return LoopbackResult(sent=len(pairs), received=len(received),
+        session.spin_for(drain_s + min(1.0, drain_s))  # the last frames, and one more diagnostics period
+        recorder = session.recorder
+        publish_s = {index: stamp / 1e9 for stamp, index in recorder.stamp_to_index.items()}
+        latencies = [1000 * (arrival - publish_s[index]) for index, (arrival, _) in recorder.received.items()]
+        last_arrival = max((arrival for arrival, _ in recorder.received.values()), default=sent_until)
+        return LoopbackResult(sent=len(pairs), received=len(recorder.received),
                               duration_s=max(last_arrival, sent_until) - started, latencies_ms=latencies,
-                              fused=fused, diagnostics=dict(diagnostics))
+                              fused=recorder.frames() if keep_frames else {}, diagnostics=dict(recorder.diagnostics))
     finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        if node_process.poll() is None:
-            node_process.send_signal(signal.SIGINT)
-            try:
-                node_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                node_process.kill()
-                node_process.wait()
-        if log_path:
-            log_file.close()
-
+        session.close()
+        node.stop()

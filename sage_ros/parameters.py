@@ -1,203 +1,256 @@
-"""The fusion node's parameters: declared once, here, with descriptions, ranges and choices.
+"""The fusion node's parameters, each declared once: the fields of :class:`FusionParams`.
 
-``read_only`` parameters need a restart (model, device, QoS, geometry); the
-others are applied at run time through the parameter-set callback. Every value
-is validated with one readable message naming the parameter and what it takes.
+A field's default, description, range or choices, whether it is read-only (needs a restart) and
+whether ``fusion.launch.py`` exposes it as a launch argument all live in its ``param(...)``. From
+that one table come the ROS declarations (``declare_parameters``), the validation at start and at
+run time, the typed view the node reads (a ``FusionParams``), the launch arguments
+(:func:`launch_parameters`) and ``config/fusion.yaml`` (:func:`render_yaml`; a test keeps the file
+equal to it). Importing this module needs no ROS: the launch file and tests read the table too.
+
+    python -m sage_ros.parameters > config/fusion.yaml     # after changing the table
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import PurePath
+from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.node import Node
-from rclpy.parameter import Parameter
+from sage_core.alignment import AlignmentConfig
+from sage_core.backends.registry import BACKEND_CHOICES
+from sage_core.errors import ConfigError
+from sage_core.options import DEVICES, InferenceOptions
+from sage_core.thermal import METHODS, ThermalNormalizerConfig
 
 
-class ConfigError(ValueError):
+class ParameterError(ConfigError):
     """An invalid parameter value; the message names the parameter and what it accepts."""
 
 
+def param(default: Any, description: str, *, read_only: bool = False, choices: tuple[str, ...] = (),
+          low: float | None = None, high: float | None = None, launch: bool = False):
+    """One parameter: its default and everything ROS, the launch file and the docs say about it."""
+    meta = {"description": description, "read_only": read_only, "choices": choices, "low": low, "high": high,
+            "launch": launch}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
-class Spec:
-    name: str
-    default: object
-    description: str
-    read_only: bool = False
-    choices: tuple[str, ...] = ()
-    low: float | None = None
-    high: float | None = None
-
-
-SPECS: tuple[Spec, ...] = (
-    Spec("model_file_path", "", "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / "
-         "TensorRT export with its sidecar JSON; empty: the shipped default model", read_only=True),
-    Spec("device", "auto", "inference device", read_only=True, choices=("auto", "cpu", "cuda")),
-    Spec("backend", "auto", "inference backend; auto: the fastest available for the device (logged with reasons)",
-         read_only=True, choices=("auto", "torch", "torchscript", "onnxruntime", "tensorrt")),
-    Spec("engine_file_path", "", "folder of compiled engines (TensorRT, ONNX), one per model hash, library "
-         "version, GPU, precision and shape; a file path means its folder; empty: ~/.cache/sage_ros/engines",
-         read_only=True),
-    Spec("force_engine_update", False, "rebuild the compiled engine even if a valid one is cached", read_only=True),
-    Spec("enable_fp16", False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True),
-    Spec("warmup", True, "run one dummy frame at start so the first real frame is not slow", read_only=True),
-    Spec("output_encoding", "bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8")),
-    Spec("reference_camera", "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes",
-         read_only=True, choices=("rgb", "thermal")),
-    Spec("output_width", 0, "output width in pixels; 0 with output_height 0: the (cropped) reference size",
-         read_only=True, low=0, high=16384),
-    Spec("output_height", 0, "output height in pixels; 0 with output_width 0: the (cropped) reference size",
-         read_only=True, low=0, high=16384),
-    Spec("homography", [0.0], "3x3 row-major homography mapping thermal pixels to rgb pixels (rigid rig, "
-         "calibrated once); [0.0] or empty: the cameras are co-registered and only resized", read_only=True),
-    Spec("crop_to_valid", True, "crop the output to the area both cameras see", read_only=True),
-    Spec("queue_size", 10, "messages kept per stream while waiting for a partner (ApproximateTime queue)",
-         low=1, high=1000),
-    Spec("slop", 0.05, "largest stamp difference (s) between a thermal and an rgb image that may pair",
-         low=0.0, high=10.0),
-    Spec("thermal_normalization", "percentile", "how 16-bit and float thermal images map to [0, 1]",
-         choices=("percentile", "minmax", "fixed")),
-    Spec("thermal_low_percentile", 1.0, "percentile mapped to black (percentile method)", low=0.0, high=100.0),
-    Spec("thermal_high_percentile", 99.0, "percentile mapped to white (percentile method)", low=0.0, high=100.0),
-    Spec("thermal_fixed_min", 0.0, "raw value mapped to black (fixed method)"),
-    Spec("thermal_fixed_max", 65535.0, "raw value mapped to white (fixed method)"),
-    Spec("thermal_range_smoothing", 0.8, "weight of the previous range when smoothing the automatic range over "
-         "time (0: none); avoids flicker", low=0.0, high=0.99),
-    Spec("qos_reliability", "best_effort", "reliability of the input subscriptions (sensor data: best_effort)",
-         read_only=True, choices=("best_effort", "reliable")),
-    Spec("qos_depth", 5, "history depth of the input subscriptions and the output publisher", read_only=True,
-         low=1, high=1000),
-    Spec("stale_timeout", 1.0, "seconds without a message after which a camera counts as stale", low=0.05,
-         high=3600.0),
-    Spec("on_stale", "drop", "when one camera is stale: drop (publish nothing) or passthrough (publish the live "
-         "camera's image)", choices=("drop", "passthrough")),
-    Spec("no_data_warning", 5.0, "warn when a topic has publishers but nothing arrives for this many seconds "
-         "(likely a QoS mismatch)", low=0.5, high=3600.0),
-    Spec("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True, low=0.05, high=60.0),
-)
-
-SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
-
-
-@dataclass
 class FusionParams:
-    """Typed view of the parameters (field names = parameter names)."""
+    """Typed view of the node's parameters (field name = parameter name), validated as a whole."""
 
-    model_file_path: str
-    device: str
-    backend: str
-    engine_file_path: str
-    force_engine_update: bool
-    enable_fp16: bool
-    warmup: bool
-    output_encoding: str
-    reference_camera: str
-    output_width: int
-    output_height: int
-    homography: list
-    crop_to_valid: bool
-    queue_size: int
-    slop: float
-    thermal_normalization: str
-    thermal_low_percentile: float
-    thermal_high_percentile: float
-    thermal_fixed_min: float
-    thermal_fixed_max: float
-    thermal_range_smoothing: float
-    qos_reliability: str
-    qos_depth: int
-    stale_timeout: float
-    on_stale: str
-    no_data_warning: float
-    diagnostics_period: float
+    model_file_path: str = param(
+        "", "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / TensorRT export "
+        "with its sidecar JSON; empty: the shipped default model", read_only=True, launch=True)
+    device: str = param("auto", "inference device", read_only=True, choices=DEVICES, launch=True)
+    backend: str = param("auto", "inference backend; auto: the fastest available for the device (logged with "
+                         "reasons)", read_only=True, choices=BACKEND_CHOICES, launch=True)
+    engine_cache_dir: str = param(
+        "", "folder of compiled engines (TensorRT, ONNX), one per model hash, library version, GPU, precision "
+        "and shape; empty: ~/.cache/sage_ros/engines", read_only=True, launch=True)
+    engine_file_path: str = param(
+        "", "deprecated: use engine_cache_dir (engines are cached one per key in a folder, not in one file); "
+        "if set, its folder is used as engine_cache_dir, with a warning", read_only=True)
+    force_engine_update: bool = param(False, "rebuild the compiled engine even if a valid one is cached",
+                                      read_only=True)
+    enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
+    warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
+    output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
+    reference_camera: str = param(
+        "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes", read_only=True,
+        choices=("rgb", "thermal"), launch=True)
+    output_width: int = param(0, "output width in pixels; 0 with output_height 0: the (cropped) reference size",
+                              read_only=True, low=0, high=16384)
+    output_height: int = param(0, "output height in pixels; 0 with output_width 0: the (cropped) reference size",
+                               read_only=True, low=0, high=16384)
+    homography: list = param(
+        [0.0], "3x3 row-major homography mapping thermal pixels to rgb pixels (rigid rig, calibrated once); "
+        "[0.0]: the cameras are co-registered and only resized", read_only=True)
+    crop_to_valid: bool = param(True, "crop the output to the area both cameras see", read_only=True)
+    queue_size: int = param(10, "messages kept per stream while waiting for a partner (ApproximateTime queue)",
+                            low=1, high=1000)
+    slop: float = param(0.05, "largest stamp difference (s) between a thermal and an rgb image that may pair",
+                        low=0.0, high=10.0, launch=True)
+    thermal_normalization: str = param("percentile", "how 16-bit and float thermal images map to [0, 1]",
+                                       choices=METHODS)
+    thermal_low_percentile: float = param(1.0, "percentile mapped to black (percentile method)", low=0.0, high=100.0)
+    thermal_high_percentile: float = param(99.0, "percentile mapped to white (percentile method)", low=0.0,
+                                           high=100.0)
+    thermal_fixed_min: float = param(0.0, "raw value mapped to black (fixed method)")
+    thermal_fixed_max: float = param(65535.0, "raw value mapped to white (fixed method)")
+    thermal_range_smoothing: float = param(
+        0.8, "weight of the previous range when smoothing the automatic range over time (0: none); avoids "
+        "flicker", low=0.0, high=0.99)
+    qos_reliability: str = param("best_effort", "reliability of the input subscriptions (sensor data: "
+                                 "best_effort)", read_only=True, choices=("best_effort", "reliable"), launch=True)
+    qos_depth: int = param(5, "history depth of the input subscriptions and the output publisher", read_only=True,
+                           low=1, high=1000)
+    stale_timeout: float = param(1.0, "seconds without a message after which a camera counts as stale",
+                                 low=0.05, high=3600.0)
+    on_stale: str = param("drop", "when one camera is stale: drop (publish nothing) or passthrough (publish the "
+                          "live camera's image)", choices=("drop", "passthrough"), launch=True)
+    no_data_warning: float = param(5.0, "warn when a topic has publishers but nothing arrives for this many "
+                                   "seconds (likely a QoS mismatch)", low=0.5, high=3600.0)
+    diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", read_only=True, low=0.05,
+                                      high=60.0)
 
-    def replace(self, **changes) -> FusionParams:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return FusionParams(**values)
+    def __post_init__(self) -> None:
+        check_rules(self)
+
+    # ----- the views other layers take ------------------------------------------------------------
 
     @property
     def homography_matrix(self) -> list[float]:
         """The homography as 9 values, or [] when none is set."""
-        h = [float(v) for v in self.homography]
-        return [] if h in ([], [0.0]) else h
+        values = [float(v) for v in self.homography]
+        return [] if values in ([], [0.0]) else values
+
+    def thermal_config(self) -> ThermalNormalizerConfig:
+        return ThermalNormalizerConfig(self.thermal_normalization, self.thermal_low_percentile,
+                                       self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
+                                       self.thermal_range_smoothing)
+
+    def alignment_config(self) -> AlignmentConfig:
+        return AlignmentConfig(self.reference_camera, self.output_width, self.output_height, self.homography_matrix,
+                               self.crop_to_valid)
+
+    def inference_options(self) -> InferenceOptions:
+        return InferenceOptions(model_file_path=self.model_file_path or None, device=self.device,
+                                backend=self.backend, engine_cache_dir=self.engine_cache_folder or None,
+                                force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16)
+
+    @property
+    def engine_cache_folder(self) -> str:
+        """engine_cache_dir, or the folder of the deprecated engine_file_path (a file path means its folder)."""
+        if self.engine_cache_dir or not self.engine_file_path:
+            return self.engine_cache_dir
+        path = PurePath(self.engine_file_path)
+        return str(path.parent if path.suffix else path)
+
+    def replace(self, **changes: Any) -> FusionParams:
+        return dataclasses.replace(self, **changes)
 
 
-def check_value(spec: Spec, value: object) -> None:
-    """Validate one value against its spec (choices and range)."""
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(f"parameter {spec.name}: {value!r} is not one of {', '.join(spec.choices)}")
-    if spec.low is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not spec.low <= value <= spec.high:
-            raise ConfigError(f"parameter {spec.name}: {value} is outside [{spec.low}, {spec.high}]")
+SPECS: dict[str, dataclasses.Field] = {f.name: f for f in fields(FusionParams)}
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+               list: "a list of numbers"}
 
 
-def check_params(params: FusionParams) -> None:
-    """Rules across parameters."""
-    if params.thermal_low_percentile >= params.thermal_high_percentile:
-        raise ConfigError(f"parameters thermal_low_percentile ({params.thermal_low_percentile}) must be below "
-                          f"thermal_high_percentile ({params.thermal_high_percentile})")
-    if params.thermal_fixed_min >= params.thermal_fixed_max:
-        raise ConfigError(f"parameters thermal_fixed_min ({params.thermal_fixed_min}) must be below "
-                          f"thermal_fixed_max ({params.thermal_fixed_max})")
+def _kind(spec: dataclasses.Field) -> type:
+    return {"bool": bool, "int": int, "float": float, "str": str, "list": list}[str(spec.type)]
+
+
+def coerce(name: str, value: Any) -> Any:
+    """One value checked against its parameter's type, range and choices; ParameterError says why not."""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise ParameterError(f"unknown parameter {name!r}")
+    kind, meta = _kind(spec), spec.metadata
+    expected = f"parameter {name}: expected {_TYPE_WORDS[kind]}"
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is list:
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ParameterError(f"{expected}, got {value!r}")
+        value = [float(v) for v in value]
+        if not all(math.isfinite(v) for v in value):
+            raise ParameterError(f"{expected}, all finite, got {value!r}")
+        return value
+    if type(value) is not kind:
+        raise ParameterError(f"{expected}, got {value!r} ({type(value).__name__})")
+    if kind is float and not math.isfinite(value):
+        raise ParameterError(f"{expected} (finite), got {value}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ParameterError(f"parameter {name}: {value!r} is not one of {', '.join(meta['choices'])}")
+    if meta["low"] is not None and not meta["low"] <= value <= meta["high"]:
+        raise ParameterError(f"parameter {name}: {value} is outside [{meta['low']}, {meta['high']}]")
+    return value
+
+
+def check_rules(params: FusionParams) -> None:
+    """Every value, then the rules across parameters (through the configs the library validates itself)."""
+    for name in SPECS:
+        coerce(name, getattr(params, name))
     if (params.output_width == 0) != (params.output_height == 0):
-        raise ConfigError(f"parameters output_width and output_height: give both or neither "
-                          f"(got {params.output_width}x{params.output_height})")
+        raise ParameterError(f"parameters output_width and output_height: give both or neither "
+                             f"(got {params.output_width}x{params.output_height})")
     if len(params.homography_matrix) not in (0, 9):
-        raise ConfigError(f"parameter homography: expected 9 numbers (3x3 row-major) or [0.0], "
-                          f"got {len(params.homography)} values")
-
-
-def _descriptor(spec: Spec) -> ParameterDescriptor:
-    text = spec.description + (f" ({' | '.join(spec.choices)})" if spec.choices else "")
-    descriptor = ParameterDescriptor(description=text, read_only=spec.read_only)
-    if spec.low is not None:
-        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
-        else:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
-                                                                  to_value=float(spec.high), step=0.0)]
-    return descriptor
-
-
-def declare_parameters(node: Node) -> FusionParams:
-    """Declare every parameter on ``node`` and return the validated values; ConfigError if any is invalid."""
-    values = {}
-    for spec in SPECS:
+        raise ParameterError(f"parameter homography: expected 9 numbers (3x3 row-major) or [0.0], "
+                             f"got {len(params.homography)} values")
+    for names, config in ((_THERMAL_NAMES, params.thermal_config()), (_ALIGNMENT_NAMES, params.alignment_config())):
         try:
-            declared = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            config.validate()
+        except ConfigError as exc:
+            raise ParameterError(f"parameters {', '.join(names)}: {exc}") from None
+
+
+_THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
+                  "thermal_fixed_max", "thermal_range_smoothing")
+_ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
+
+
+def from_values(values: dict[str, Any], base: FusionParams | None = None) -> FusionParams:
+    """A validated FusionParams from ``values`` (coerced), over ``base`` or the defaults."""
+    coerced = {name: coerce(name, value) for name, value in values.items()}
+    return (base or FusionParams()).replace(**coerced)
+
+
+def launch_parameters() -> list[tuple[str, str, type]]:
+    """(name, description, type) of the parameters ``fusion.launch.py`` exposes as launch arguments."""
+    return [(f.name, f.metadata["description"], _kind(f)) for f in fields(FusionParams) if f.metadata["launch"]]
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"' if value == "" else value
+    return str(value)
+
+
+def render_yaml() -> str:
+    """config/fusion.yaml: every parameter at its default, with its description (and choices) as a comment."""
+    lines = ["# Parameters of the sage_ros fusion node: generated from sage_ros/parameters.py",
+             "# (python -m sage_ros.parameters > config/fusion.yaml). Loaded by launch/fusion.launch.py;",
+             "# launch arguments override the values here.", "/**:", "  ros__parameters:"]
+    defaults = FusionParams()
+    for spec in fields(FusionParams):
+        meta = spec.metadata
+        note = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
+        note += "; read-only" if meta["read_only"] else "; changeable at run time"
+        lines.append(f"    # {note}")
+        lines.append(f"    {spec.name}: {_yaml_value(getattr(defaults, spec.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def declare_parameters(node) -> FusionParams:
+    """Declare every parameter on ``node`` (an rclpy Node); the validated values, or ParameterError."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import InvalidParameterValueException
+
+    values = {}
+    for spec in fields(FusionParams):
+        meta, kind = spec.metadata, _kind(spec)
+        text = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
+        # Dynamic typing: a wrong type reaches our validation, which says what was expected in words.
+        descriptor = ParameterDescriptor(description=text, read_only=meta["read_only"], dynamic_typing=True)
+        if meta["low"] is not None and kind is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(meta["low"]), to_value=int(meta["high"]), step=1)]
+        elif meta["low"] is not None:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(meta["low"]),
+                                                                  to_value=float(meta["high"]), step=0.0)]
+        default = getattr(FusionParams(), spec.name)
+        try:
+            values[spec.name] = node.declare_parameter(spec.name, default, descriptor).value
         except InvalidParameterValueException:
-            raise ConfigError(f"parameter {spec.name}: value outside [{spec.low}, {spec.high}]") from None
-        except Exception as exc:  # wrong type from a YAML file or the command line
-            raise ConfigError(f"parameter {spec.name}: {exc} (expected a {type(spec.default).__name__} "
-                              f"like {spec.default!r})") from None
-        value = declared.value
-        if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(spec.default, list):
-            value = list(value)
-        check_value(spec, value)
-        values[spec.name] = value
-    params = FusionParams(**values)
-    check_params(params)
-    return params
+            raise ParameterError(f"parameter {spec.name}: value outside [{meta['low']}, {meta['high']}]") from None
+    return from_values(values)
 
 
-def apply_changes(current: FusionParams, changes: list[Parameter]) -> FusionParams:
-    """Validate run-time changes; return the new parameter set or raise ConfigError."""
-    updates = {}
-    for change in changes:
-        spec = SPEC_BY_NAME.get(change.name)
-        if spec is None:
-            continue
-        value = change.value
-        if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not type(spec.default) and not isinstance(spec.default, list):
-            raise ConfigError(f"parameter {spec.name}: expected a {type(spec.default).__name__}, got {value!r}")
-        check_value(spec, value)
-        updates[spec.name] = value
-    new = current.replace(**updates)
-    check_params(new)
-    return new
+if __name__ == "__main__":
+    print(render_yaml(), end="")

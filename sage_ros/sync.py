@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-THERMAL, RGB = 0, 1
+from sage_core.cameras import Camera
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class ApproximateTimePairer:
     """Pairs items of two streams whose stamps differ by at most ``slop`` seconds."""
 
     def __init__(self, queue_size: int, slop: float, on_pair: Callable[[Stamped, Stamped], None]) -> None:
+        """``on_pair(thermal, rgb)`` is called for every pair; queues are indexed by :class:`Camera`."""
         self.on_pair = on_pair
         self.queues: tuple[deque[Stamped], deque[Stamped]] = (deque(), deque())
         self.unpaired = 0
@@ -53,9 +54,9 @@ class ApproximateTimePairer:
             queue.popleft()
             self.unpaired += 1
 
-    def add(self, stream: int, stamp_ns: int, item: Any) -> bool:
-        """Add an item of ``stream`` (THERMAL or RGB); returns True when it completed a pair."""
-        mine, other = self.queues[stream], self.queues[1 - stream]
+    def add(self, camera: Camera, stamp_ns: int, item: Any) -> bool:
+        """Add an item of ``camera``; returns True when it completed a pair."""
+        mine, other = self.queues[camera], self.queues[camera.other]
         entry = Stamped(stamp_ns, item)
         if mine and stamp_ns < mine[-1].stamp_ns:
             # Out of order (a replayed bag, a clock jump): keep the queue sorted.
@@ -69,7 +70,7 @@ class ApproximateTimePairer:
             return False
         self._drop_through(mine, stamp_ns)
         self._drop_through(other, best.stamp_ns)
-        pair = (entry, best) if stream == THERMAL else (best, entry)
+        pair = (entry, best) if camera is Camera.THERMAL else (best, entry)
         self.on_pair(*pair)
         return True
 

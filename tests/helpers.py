@@ -50,12 +50,10 @@ def source_weights(fused: np.ndarray, ir: np.ndarray, y: np.ndarray) -> tuple[fl
 
 
 def training_main(script: str, args: list[str]) -> int:
-    """Run ``training/<script>.py``'s ``main(args)`` in this process (the scripts are not a package)."""
-    import runpy
-    from pathlib import Path
+    """Run the command behind ``training/<script>.py`` (``sage_core.cli.<script>.main``) in this process."""
+    import importlib
 
-    path = Path(__file__).resolve().parents[1] / "training" / f"{script}.py"
-    return runpy.run_path(str(path), run_name=f"training_{script}")["main"](args)
+    return importlib.import_module(f"sage_core.cli.{script}").main(args)
 
 
 def distill_main(args: list[str]) -> int:

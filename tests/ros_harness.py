@@ -86,7 +86,7 @@ class Loopback:
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
+        self._spinner.join(timeout=5.0)  # the spin thread must end before the context it waits on
         self.node.destroy_node()
         self.probe.destroy_node()
         rclpy.shutdown(context=self.context)
-        self._spinner.join(timeout=5.0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sage_core.color import ir_to_gray, recompose_bgr, vis_to_luma_chroma
-from sage_core.errors import FusionInputError
+from sage_core.errors import ConfigError, FusionInputError
 from sage_core.fuser import Fuser
 from tests.helpers import TakeThermal, TakeVisible, random_bgr
 
@@ -87,5 +87,5 @@ def test_cuda_request_without_gpu_is_an_error_not_a_silent_cpu_run():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(FusionInputError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
         Fuser(TakeVisible(), device="cuda")

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sage_core.data import pair_images, read_image, read_pair, write_image_atomic
+from sage_core.image_files import pair_images, read_image, read_pair, write_image_atomic
 from sage_core.errors import ImageReadError, PairingError
 
 

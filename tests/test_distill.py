@@ -17,7 +17,9 @@ import torch
 pytest.importorskip("segment_anything", reason="segment-anything not installed (pip install -e .[sam])")
 
 from sage_core.checkpoint import load_model  # noqa: E402
-from sage_core.distillation import ConfigError, Distiller, load_config  # noqa: E402
+from sage_core.errors import ConfigError  # noqa: E402
+from sage_core.train.config import load_config  # noqa: E402
+from sage_core.train.distiller import Distiller  # noqa: E402
 from sage_core.synthetic import SyntheticScene  # noqa: E402
 from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT  # noqa: E402
 from tests.helpers import distill_main  # noqa: E402
@@ -168,7 +170,7 @@ def test_unpaired_images_are_named(data, tmp_path, capsys):
 
 def test_sam_checkpoint_of_the_wrong_variant(tmp_path):
     from sage_core.errors import CheckpointError
-    from sage_core.sam_priors import build_sam
+    from sage_core.train.sam_priors import build_sam
 
     fake = tmp_path / "sam_vit_l.pth"
     torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(1024, 3, 16, 16)}, fake)
@@ -190,3 +192,15 @@ def test_shipped_smoke_config_on_the_shared_data(tmp_path, monkeypatch):
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(SMOKE, ["run.steps"])
+
+
+def test_teacher_shortcut_none_runs_the_shipped_students_config_without_its_teacher_cache():
+    """README: `distill.py --config training/configs/affine_fuse.yaml --teacher none` must pass its config check."""
+    from sage_core.cli.distill import build_parser, shortcut_overrides
+
+    args = build_parser().parse_args(["--config", str(REPO / "training" / "configs" / "affine_fuse.yaml"),
+                                      "--teacher", "none"])
+    config = load_config(args.config, shortcut_overrides(args))
+    assert config.teacher.kind == "none" and config.teacher.output_cache is None
+    with pytest.raises(ConfigError, match="output_cache is for a frozen teacher"):
+        load_config(args.config, ["teacher.kind=none"])  # without the shortcut the mismatch is still refused

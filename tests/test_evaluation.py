@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sage_core.baselines import AverageFusion, GuidedFilterFusion, MaxFusion, make_baseline
-from sage_core.errors import FusionInputError
-from sage_core.metrics import METRICS
+from sage_core.eval.baselines import AverageFusion, GuidedFilterFusion, MaxFusion, make_baseline
+from sage_core.errors import ConfigError
+from sage_core.eval.metrics import METRICS
 from sage_core.synthetic import SyntheticScene
 from tests.helpers import training_main
 
@@ -21,7 +21,7 @@ def test_average_and_max_rules():
     y, ir = np.float32([[0.2, 0.8]]), np.float32([[0.6, 0.4]])
     np.testing.assert_allclose(AverageFusion().fuse_luminance(y, ir), [[0.4, 0.6]], rtol=1e-6)
     np.testing.assert_allclose(MaxFusion().fuse_luminance(y, ir), [[0.6, 0.8]], rtol=1e-6)
-    with pytest.raises(FusionInputError, match="unknown baseline 'median'"):
+    with pytest.raises(ConfigError, match="unknown baseline 'median'"):
         make_baseline("median")
 
 

@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from sage_core.synthetic import SyntheticScene  # noqa: E402
-from sage_ros.parameters import ConfigError  # noqa: E402
+from sage_ros.parameters import ParameterError  # noqa: E402
 from tests.ros_harness import Loopback, make_image  # noqa: E402
 
 W, H = 80, 64
@@ -204,13 +204,15 @@ def test_camera_info_is_rescaled_with_the_output(loop):
     ],
 )
 def test_invalid_parameters_are_rejected_at_start(params, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ParameterError, match=message):
         Loopback(**params)
 
 
 def test_node_runs_an_exported_model(tmp_path):
-    from sage_core import runtime
-    from sage_core.fuser import DEFAULT_WEIGHTS
+    import torch
+
+    from sage_core.backends import available
+    from sage_core.options import DEFAULT_WEIGHTS
     from tests.helpers import training_main
 
     out = tmp_path / "model.ts"
@@ -223,12 +225,46 @@ def test_node_runs_an_exported_model(tmp_path):
         assert harness.wait_for(lambda: len(harness.fused) == 1)
     finally:
         harness.close()
-    with pytest.raises(ConfigError, match="backend onnxruntime cannot run it"):
+    with pytest.raises(ParameterError, match="backend onnxruntime cannot run it"):
         Loopback(model_file_path=str(out), backend="onnxruntime")
-    if runtime.available("onnxruntime", runtime.torch.device("cpu"))[0]:
+    if available("onnxruntime", torch.device("cpu"))[0]:
+        # engine_file_path: the deprecated Isaac ROS name; a file path means its folder.
         harness = Loopback(backend="onnxruntime", engine_file_path=str(tmp_path / "engines" / "x.plan"))
         try:
             assert harness.node.fuser.backend.name == "onnxruntime"
             assert list((tmp_path / "engines").glob("onnx_*.onnx"))  # a file path means its folder
         finally:
             harness.close()
+
+
+def test_failing_inference_is_an_error_in_diagnostics_until_a_frame_succeeds(loop):
+    real_fuse = loop.node.pipeline.fuse
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    loop.node.pipeline.fuse = broken
+    loop.send(thermal_msg(SECOND), rgb_msg(SECOND))
+    assert loop.wait_for(lambda: loop.diagnostics and loop.diagnostics[-1].status[0].level == DiagnosticStatus.ERROR,
+                         timeout=3)
+    status = loop.diagnostics[-1].status[0]
+    assert "inference failing" in status.message and "illegal memory access" in status.message
+    assert loop.diagnostic_values()["inference failures"] == "1" and loop.fused == []
+    loop.node.pipeline.fuse = real_fuse
+    loop.send(thermal_msg(2 * SECOND), rgb_msg(2 * SECOND))
+    assert loop.wait_for(lambda: len(loop.fused) == 1)
+    assert loop.wait_for(lambda: loop.diagnostics[-1].status[0].level == DiagnosticStatus.OK, timeout=3)
+
+
+def test_engine_cache_dir_holds_the_built_engines(tmp_path):
+    import torch
+
+    from sage_core.backends import available
+
+    if not available("onnxruntime", torch.device("cpu"))[0]:
+        pytest.skip("onnxruntime not installed")
+    harness = Loopback(backend="onnxruntime", engine_cache_dir=str(tmp_path / "cache"))
+    try:
+        assert list((tmp_path / "cache").glob("onnx_*.onnx")) and list((tmp_path / "cache").glob("onnx_*.onnx.json"))
+    finally:
+        harness.close()

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sage_core import metrics as M
-from sage_core.data import dataset_pairs, read_image, read_pair
+from sage_core.eval import metrics as M
+from sage_core.image_files import dataset_pairs, read_image, read_pair
 from sage_core.errors import FusionInputError
 
 RNG = np.random.default_rng(0)

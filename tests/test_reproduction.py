@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sage_core.data import dataset_pairs, read_image, read_pair
+from sage_core.image_files import dataset_pairs, read_image, read_pair
 from sage_core.fuser import Fuser
 
 

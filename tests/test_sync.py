@@ -2,7 +2,10 @@
 
 import pytest
 
-from sage_ros.sync import RGB, THERMAL, ApproximateTimePairer
+from sage_core.cameras import Camera
+from sage_ros.sync import ApproximateTimePairer
+
+THERMAL, RGB = Camera.THERMAL, Camera.RGB
 
 MS = 1_000_000
 

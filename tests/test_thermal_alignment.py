@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sage_core.alignment import AlignmentConfig, Aligner, transform_intrinsics
-from sage_core.errors import FusionInputError
+from sage_core.errors import ConfigError, FusionInputError
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 
 
@@ -43,7 +43,7 @@ def test_range_smoothing_avoids_flicker():
     (ThermalNormalizerConfig(smoothing=1.0), "smoothing"),
 ])
 def test_normalizer_validation(config, message):
-    with pytest.raises(FusionInputError, match=message):
+    with pytest.raises(ConfigError, match=message):
         ThermalNormalizer(config)
 
 
@@ -87,7 +87,7 @@ def test_output_size_and_intrinsics():
     (AlignmentConfig(homography=[0] * 9), "singular"),
 ])
 def test_alignment_validation(config, message):
-    with pytest.raises(FusionInputError, match=message):
+    with pytest.raises(ConfigError, match=message):
         Aligner(config)
 
 

@@ -1,51 +1,9 @@
-"""Evaluate fusion methods on datasets: metrics tables, CSV, charts and mosaics.
+"""`python training/evaluate.py --help`: a thin entry to :mod:`sage_core.cli.evaluate` (install the package first:
+`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
 
-    python training/evaluate.py --data ../shared/datasets/tno25 --data ../shared/datasets/m3fd_sage6 \\
-        --method sage=weights:../shared/checkpoints/sage_official_student.pt \\
-        --method ours=weights:sage_core/weights/affine_fuse_default.pt \\
-        --method gff=baseline:gff --method average=baseline:average --method max=baseline:max \\
-        --out runs/eval --mosaics 4
-
-SPEC: a folder of fused images (paired by stem), weights:PATH, or baseline:average|max|gff.
-Writes OUT/metrics.csv, OUT/summary.md, OUT/summary.json, OUT/metrics_*.png, OUT/mosaics/*.png.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from sage_core.errors import SageError  # noqa: E402
-from sage_core.evaluation import evaluate, parse_method, summary_markdown, write_reports  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", type=Path, required=True, help="dataset folder (repeatable)")
-    parser.add_argument("--method", action="append", required=True, help="NAME=SPEC (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--mosaics", type=int, default=3, help="mosaic images per dataset (default 3)")
-    parser.add_argument("--device", default="auto", help="device for weights: methods")
-    args = parser.parse_args(argv)
-    try:
-        if args.out.exists() and not args.out.is_dir():
-            raise SageError(f"{args.out}: output path exists and is a file; expected a folder")
-        names = [m.partition("=")[0] for m in args.method]
-        if len(set(names)) != len(names):
-            raise SageError(f"method names must be unique, got {', '.join(names)}")
-        methods = [parse_method(text, args.device) for text in args.method]
-        results = evaluate(args.data, methods, args.mosaics, args.out)
-        write_reports(results, args.out)
-    except SageError as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_markdown(results))
-    print(f"wrote {args.out}/summary.md, summary.json, metrics.csv, metrics_*.png, mosaics/")
-    return 0
-
+from sage_core.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,49 +1,9 @@
-"""Precompute the SAM masks of the training data into the mask cache (resumable; SAM runs once per image).
+"""`python training/generate_masks.py --help`: a thin entry to :mod:`sage_core.cli.generate_masks` (install the package first:
+`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
 
-    python training/generate_masks.py --config training/configs/sage_vit_b.yaml sam.checkpoint=/models/sam_vit_b.pth
-
-Uses the config's data.train folders, sam variant, checkpoint, generator settings and cache_dir, so
-training finds every mask in the cache. Interrupt it at any time: the next run skips what is done.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from tqdm import tqdm  # noqa: E402
-
-from sage_core.data import read_pair  # noqa: E402
-from sage_core.distillation import load_config, mask_cache, training_pairs  # noqa: E402
-from sage_core.errors import SageError  # noqa: E402
-from sage_core.sam_priors import sam_inputs  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--allow-random-sam", action="store_true", help="accept the tiny random SAM (tests)")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, list(args.overrides) + (["sam.allow_random=true"]
-                                                                   if args.allow_random_sam else []))
-        cache = mask_cache(config)
-        pairs = training_pairs(config)
-        bar = tqdm(pairs, desc=f"SAM {cache.sam.variant} masks", unit="pair")
-        for pair in bar:
-            for image in sam_inputs(*read_pair(pair)):
-                cache.masks(image)
-            bar.set_postfix(cached=cache.hits, computed=cache.misses)
-    except SageError as exc:
-        print(f"generate_masks: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{len(pairs)} pairs: {cache.hits} masks were cached, {cache.misses} computed, in {config.sam.cache_dir}")
-    return 0
-
+from sage_core.cli.generate_masks import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sage_core.data import pair_images, read_pair, write_image_atomic
+from sage_core.cli.common import add_inference_arguments, inference_options, run_command
 from sage_core.errors import SageError
 from sage_core.fuser import Fuser
+from sage_core.image_files import pair_images, read_pair, write_image_atomic
 from sage_core.visualize import mosaic
-
-EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,18 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ir", required=True, type=Path, help="thermal image file, or folder of them")
     parser.add_argument("--vis", required=True, type=Path, help="visible image file, or folder (paired by stem)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="model file: our checkpoint, the released SAGE student state_dict, or an export "
-                             "(.ts / .onnx / .ep with its sidecar .json) (default: shipped model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "torchscript", "onnxruntime",
-                                                               "tensorrt"),
-                        help="inference backend (default auto: the fastest available here)")
-    parser.add_argument("--fp16", action="store_true", help="half precision on a GPU")
-    parser.add_argument("--engine-cache", type=Path, default=None,
-                        help="folder of compiled engines (default ~/.cache/sage_ros/engines)")
     parser.add_argument("--mosaic", action="store_true", help="also write thermal | visible | fused strips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_inference_arguments(parser)
     return parser
 
 
@@ -60,8 +50,7 @@ def _prepare_out(out: Path, with_mosaic: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     pairs = pair_images(args.ir, args.vis)
     _prepare_out(args.out, args.mosaic)
-    fuser = Fuser.from_weights(args.weights, device=args.device, backend=args.backend, fp16=args.fp16,
-                               cache_dir=args.engine_cache)
+    fuser = Fuser.from_options(inference_options(args))
     seconds = 0.0
     for pair in tqdm(pairs, desc=f"fusing ({fuser.name}, {fuser.device})", unit="pair", disable=args.quiet):
         ir, vis = read_pair(pair)
@@ -79,14 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except SageError as exc:
-        print(f"sage-fuse: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("sage-fuse: interrupted; files already written are complete", file=sys.stderr)
-        return 130
+    return run_command("sage-fuse", lambda: run(args))
 
 
 if __name__ == "__main__":

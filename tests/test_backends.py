@@ -10,19 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-from sage_core import runtime
+from sage_core.backends import (BACKENDS, OnnxRuntimeBackend, TensorRTBackend, available, auto_candidates,
+                                fold_batchnorm, load_backend)
+from sage_core.backends.cache import ArtifactCache
+from sage_core.backends.onnx_runtime import ONNX_OPSET
 from sage_core.checkpoint import file_sha256
-from sage_core.data import dataset_pairs, read_pair
+from sage_core.errors import BackendError
 from sage_core.fuser import DEFAULT_WEIGHTS, Fuser
-from sage_core.runtime import ArtifactCache, BackendError, fold_batchnorm, load_backend
+from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.models import SageStudent
+from sage_core.options import InferenceOptions
 from sage_core.synthetic import SyntheticScene
 from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT
 from tests.helpers import training_main
 
 CPU = torch.device("cpu")
-HAS_ORT = runtime.available("onnxruntime", CPU)[0]
+HAS_ORT = available("onnxruntime", CPU)[0]
 needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed (pip install -e .[export])")
+
+
+def load(path, backend: str = "auto", device: str = "cpu", **options):
+    return load_backend(InferenceOptions(model_file_path=path, backend=backend, device=device, **options))
 
 
 def real_pair() -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +49,7 @@ def model_files() -> list[Path]:
 def test_every_backend_matches_eager_pytorch_within_one_grey_level(weights, backend, tmp_path):
     ir, vis = real_pair()
     eager = Fuser.from_weights(weights, device="cpu", backend="torch").fuse(ir, vis)
-    other = Fuser.from_weights(weights, device="cpu", backend=backend, cache_dir=tmp_path)
+    other = Fuser.from_weights(weights, device="cpu", backend=backend, engine_cache_dir=tmp_path)
     assert other.backend.name == backend
     assert np.abs(other.fuse(ir, vis).astype(int) - eager.astype(int)).max() <= 1
 
@@ -88,7 +96,7 @@ def test_export_writes_a_validated_artefact_and_a_correct_sidecar(fmt, suffix, t
     assert meta["library_versions"]["torch"] == torch.__version__
     assert meta["validation"]["max_abs_diff_uint8"] <= 1
     if fmt == "onnx":
-        assert meta["opset"] == runtime.ONNX_OPSET
+        assert meta["opset"] == ONNX_OPSET
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])  # no leftovers
     assert "grey level" in capsys.readouterr().out
     # The artefact loads by itself, through its natural backend, at any size (dynamic axes).
@@ -115,7 +123,7 @@ def test_fixed_shape_onnx_export(tmp_path):
     (["--format", "torchscript", "--precision", "fp16"], "TorchScript exports are fp32"),
 ])
 def test_export_bad_input(args, message, tmp_path, capsys):
-    if "tensorrt" in args and runtime.available("tensorrt", CPU)[0]:
+    if "tensorrt" in args and available("tensorrt", CPU)[0]:
         pytest.skip("TensorRT is available here")
     code = training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--out", str(tmp_path / "m.x")] + args)
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -127,26 +135,30 @@ def test_corrupt_or_incomplete_exports_give_clear_errors(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx at all")
     with pytest.raises(BackendError, match="without its sidecar"):
-        load_backend(bad, CPU)
+        load(bad)
     (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "onnx"}))
     if HAS_ORT:
         with pytest.raises(BackendError, match="ONNX Runtime cannot load it"):
-            load_backend(bad, CPU)
+            load(bad)
     with pytest.raises(BackendError, match="backend torchscript cannot run it"):
-        load_backend(bad, CPU, backend="torchscript")
+        load(bad, backend="torchscript")
     (tmp_path / "bad.onnx.json").write_text("{broken")
     with pytest.raises(BackendError, match="not valid JSON"):
-        load_backend(bad, CPU)
+        load(bad)
     (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "caffe"}))
     with pytest.raises(BackendError, match="unknown format 'caffe'"):
-        load_backend(bad, CPU)
+        load(bad)
+    for not_an_object in (["onnx"], "onnx", 17):
+        (tmp_path / "bad.onnx.json").write_text(json.dumps(not_an_object))
+        with pytest.raises(BackendError, match="expected a JSON object"):
+            load(bad)
     ts = tmp_path / "bad.ts"
     ts.write_bytes(b"junk")
     (tmp_path / "bad.ts.json").write_text(json.dumps({"format": "torchscript"}))
     with pytest.raises(BackendError, match="not a loadable TorchScript file"):
-        load_backend(ts, CPU)
+        load(ts)
     with pytest.raises(BackendError, match="backend 'cuda-magic'"):
-        load_backend(DEFAULT_WEIGHTS, CPU, backend="cuda-magic")
+        load(DEFAULT_WEIGHTS, backend="cuda-magic")
 
 
 # ----- the artefact cache (no TensorRT needed) -----------------------------------------------------
@@ -182,12 +194,13 @@ def test_cache_builds_once_then_loads_and_rebuilds_what_fails_to_load(tmp_path, 
     assert "no cached artefact" in status
     engine, status = cache.get_or_build(PARTS, ".ep", build, load)
     assert status.startswith("loaded cached tensorrt") and len(builds) == 1
-    meta = json.loads(cache.path(PARTS, ".ep").with_suffix(".ep.json").read_text())
-    assert meta == json.loads(json.dumps(PARTS))
+    record = json.loads(cache.path(PARTS, ".ep").with_suffix(".ep.json").read_text())
+    assert record["key"] == json.loads(json.dumps(PARTS))
+    assert record["artefact_sha256"] == file_sha256(cache.path(PARTS, ".ep"))
     cache.path(PARTS, ".ep").write_text("corrupted by a driver update")
-    with caplog.at_level(logging.WARNING, logger="sage_core.runtime"):
+    with caplog.at_level(logging.WARNING, logger="sage_core.backends"):
         engine, status = cache.get_or_build(PARTS, ".ep", build, load)
-    assert engine == "engine v1" and len(builds) == 2 and "failed to load" in caplog.text
+    assert engine == "engine v1" and len(builds) == 2 and "digest mismatch" in caplog.text
     engine, status = cache.get_or_build(PARTS, ".ep", build, load, force=True)
     assert len(builds) == 3 and "rebuild forced" in status
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
@@ -209,7 +222,7 @@ def test_unwritable_cache_folder_falls_back_to_the_user_cache(tmp_path, monkeypa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home_cache"))
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with caplog.at_level(logging.WARNING, logger="sage_core.runtime"):
+    with caplog.at_level(logging.WARNING, logger="sage_core.backends"):
         cache = ArtifactCache(blocker / "engines")  # a folder inside a file: cannot be created
     assert cache.folder == tmp_path / "home_cache" / "sage_ros" / "engines"
     assert "not writable" in caplog.text
@@ -218,7 +231,7 @@ def test_unwritable_cache_folder_falls_back_to_the_user_cache(tmp_path, monkeypa
 # ----- auto --------------------------------------------------------------------------------------
 
 def test_auto_on_cpu_measures_and_reports(tmp_path):
-    loaded = load_backend(DEFAULT_WEIGHTS, CPU, "auto", cache_dir=tmp_path)
+    loaded = load(DEFAULT_WEIGHTS, engine_cache_dir=tmp_path)
     text = " | ".join(loaded.decisions)
     if HAS_ORT:
         assert "measured onnxruntime" in text and "torch" in text
@@ -228,10 +241,8 @@ def test_auto_on_cpu_measures_and_reports(tmp_path):
 
 
 def test_auto_without_onnxruntime_chooses_torch(monkeypatch, tmp_path):
-    real = runtime.available
-    monkeypatch.setattr(runtime, "available",
-                        lambda name, device: (False, "not installed") if name == "onnxruntime" else real(name, device))
-    loaded = load_backend(DEFAULT_WEIGHTS, CPU, "auto", cache_dir=tmp_path)
+    monkeypatch.setattr(OnnxRuntimeBackend, "available", classmethod(lambda cls, device: (False, "not installed")))
+    loaded = load(DEFAULT_WEIGHTS, engine_cache_dir=tmp_path)
     assert loaded.backend.name == "torch"
     assert "skipped onnxruntime: not installed" in loaded.decisions
 
@@ -242,15 +253,16 @@ def test_auto_without_onnxruntime_chooses_torch(monkeypatch, tmp_path):
     ({"torch"}, ["torch"]),
 ])
 def test_auto_order_on_a_gpu(monkeypatch, have, expected):
-    monkeypatch.setattr(runtime, "available", lambda name, device: (name in have, "missing"))
-    candidates, skipped = runtime.auto_candidates(torch.device("cuda"))
+    for name, cls in BACKENDS.items():
+        monkeypatch.setattr(cls, "available", classmethod(lambda c, device, ok=name in have: (ok, "missing")))
+    candidates, skipped = auto_candidates(torch.device("cuda"))
     assert candidates == expected
     assert len(skipped) == 3 - len(expected)
 
 
 def test_tensorrt_path_when_available(tmp_path):
-    if not runtime.available("tensorrt", torch.device("cuda") if torch.cuda.is_available() else CPU)[0]:
+    if not TensorRTBackend.available(torch.device("cuda") if torch.cuda.is_available() else CPU)[0]:
         pytest.skip("torch-tensorrt with a CUDA device is not available here")
-    loaded = load_backend(DEFAULT_WEIGHTS, torch.device("cuda"), "tensorrt", cache_dir=tmp_path, shape=(128, 160))
-    again = load_backend(DEFAULT_WEIGHTS, torch.device("cuda"), "tensorrt", cache_dir=tmp_path, shape=(128, 160))
+    options = {"backend": "tensorrt", "device": "cuda", "engine_cache_dir": tmp_path, "engine_shape": (128, 160)}
+    loaded, again = load(DEFAULT_WEIGHTS, **options), load(DEFAULT_WEIGHTS, **options)
     assert loaded.decisions[-1].startswith("built") and again.decisions[-1].startswith("loaded cached")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sage_core.errors import FusionInputError
+from sage_core.errors import ConfigError, FusionInputError
 from sage_core.fuser import LuminanceFuser
 
 
@@ -87,4 +87,4 @@ def make_baseline(name: str) -> LuminanceFuser:
     try:
         return BASELINES[name]()
     except KeyError:
-        raise FusionInputError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}") from None
+        raise ConfigError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}") from None

@@ -1,0 +1,110 @@
+"""From a model file and :class:`~sage_core.options.InferenceOptions` to a ready backend.
+
+An exported file (its sidecar names the format) goes to the backend of its format; a checkpoint is
+built into the backend asked for, or, with ``auto``, the fastest one here: on a GPU the fastest kind
+available (TensorRT, ONNX Runtime CUDA, torch); on a CPU ONNX Runtime and torch are both built and the
+faster, measured, wins. Every decision is returned as a line of text for the log.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sage_core.backends.base import Backend, BuildContext
+from sage_core.backends.export_format import EXPORT_SUFFIXES, read_sidecar, sidecar_path
+from sage_core.backends.registry import BACKEND_CHOICES, BACKENDS, FORMATS, backend_class
+from sage_core.checkpoint import CheckpointInfo, load_model
+from sage_core.errors import BackendError
+from sage_core.models import FusionModel
+from sage_core.options import InferenceOptions, resolve_device
+
+#: Backends ``auto`` tries, fastest kind first.
+AUTO_ORDER = {"cuda": ("tensorrt", "onnxruntime", "torch"), "cpu": ("onnxruntime", "torch")}
+
+
+@dataclass
+class LoadedBackend:
+    backend: Backend
+    info: CheckpointInfo | None
+    decisions: list[str] = field(default_factory=list)  # why this backend, how its artefact was obtained
+
+
+def auto_candidates(device: torch.device) -> tuple[list[str], list[str]]:
+    """Backends ``auto`` considers on this device, fastest kind first, and why the others were skipped."""
+    candidates, skipped = [], []
+    for name in AUTO_ORDER[device.type]:
+        ok, why = BACKENDS[name].available(device)
+        if ok:
+            candidates.append(name)
+        else:
+            skipped.append(f"skipped {name}: {why}")
+    return candidates, skipped
+
+
+def _time_backend(backend: Backend, shape: tuple[int, int] = (256, 320), repeats: int = 3) -> float:
+    y = np.random.default_rng(0).random(shape, dtype=np.float32)
+    backend.run_numpy(y, y)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.run_numpy(y, y)
+        times.append(time.perf_counter() - started)
+    return 1000 * min(times)
+
+
+def _load_exported(path: Path, meta: dict, name: str, device: torch.device) -> LoadedBackend:
+    cls = FORMATS[meta["format"]]
+    if name not in ("auto", cls.name):
+        raise BackendError(f"{path} is a {meta['format']} export; backend {name} cannot run it (use {cls.name} "
+                           "or auto, or pass the source checkpoint instead)")
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    info = CheckpointInfo(path, str(meta.get("arch", "?")), config, f"export:{meta['format']}", meta)
+    reason = f"{path.name} is a {meta['format']} export (sidecar {sidecar_path(path).name})"
+    return LoadedBackend(cls.from_file(path, meta, device), info, [reason])
+
+
+def _choose_auto(model: FusionModel, context: BuildContext) -> tuple[Backend, list[str]]:
+    candidates, decisions = auto_candidates(context.device)
+    if context.device.type == "cuda" or len(candidates) == 1:
+        name = candidates[0]
+        decisions.append(f"chose {name}: the fastest kind available on {context.device}")
+        backend, status = BACKENDS[name].from_model(model, context)
+        return backend, decisions + ([status] if status else [])
+    # CPU: measure rather than guess; which wins depends on the model and the machine.
+    trial = {name: BACKENDS[name].from_model(model, context) for name in candidates}
+    timings = {name: _time_backend(built) for name, (built, _) in trial.items()}
+    name = min(timings, key=timings.get)
+    decisions.append("chose {} on cpu: measured {}".format(
+        name, ", ".join(f"{n} {t:.1f} ms" for n, t in timings.items()) + " per 320x256 frame"))
+    status = trial[name][1]
+    return trial[name][0], decisions + ([status] if status else [])
+
+
+def load_backend(options: InferenceOptions) -> LoadedBackend:
+    """The backend for ``options.model_path``; see the module docstring."""
+    if options.backend not in BACKEND_CHOICES:
+        raise BackendError(f"backend {options.backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
+    device = resolve_device(options.device)
+    path = options.model_path
+    meta = read_sidecar(path, tuple(FORMATS)) if path.is_file() else None
+    if meta is not None:
+        return _load_exported(path, meta, options.backend, device)
+    if path.suffix in EXPORT_SUFFIXES:
+        raise BackendError(f"{path}: exported model without its sidecar {sidecar_path(path).name} (written by "
+                           "training/export.py next to it); keep the two together")
+    model, info = load_model(path)
+    context = BuildContext(path, device, options)
+    if options.backend == "auto":
+        backend, decisions = _choose_auto(model, context)
+        return LoadedBackend(backend, info, decisions)
+    cls = backend_class(options.backend)
+    ok, why = cls.available(device)
+    if not ok:
+        raise BackendError(f"backend {cls.name} is not available: {why}")
+    backend, status = cls.from_model(model, context)
+    return LoadedBackend(backend, info, [status] if status else [])

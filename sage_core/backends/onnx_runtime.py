@@ -1,0 +1,109 @@
+"""``onnxruntime``: an ONNX file (exported, or built from the eager model into the artefact cache)
+run by ONNX Runtime, with the CUDA execution provider on a GPU, else the CPU one."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sage_core.backends.base import Backend, BuildContext, prepare_for_inference
+from sage_core.checkpoint import file_sha256
+from sage_core.errors import BackendError
+from sage_core.models import FusionModel
+
+ONNX_OPSET = 17  # supported by TensorRT 8.6+ and every ONNX Runtime in use; has everything our models need
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError("onnxruntime is not installed (pip install -e .[export])") from None
+    return onnxruntime
+
+
+def export_onnx(model: FusionModel, path: Path, shape: tuple[int, int] | None = None, fp16: bool = False) -> None:
+    """ONNX with opset ONNX_OPSET; dynamic height and width unless ``shape`` is given."""
+    module = prepare_for_inference(model)
+    height, width = shape or (64, 80)
+    example = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
+    if fp16:
+        module, example = module.half(), tuple(t.half() for t in example)
+    dynamic = None if shape else {"y": {2: "height", 3: "width"}, "ir": {2: "height", 3: "width"},
+                                  "fused": {2: "height", 3: "width"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter
+        torch.onnx.export(module, example, str(path), input_names=["y", "ir"], output_names=["fused"],
+                          opset_version=ONNX_OPSET, dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    file_format = "onnx"
+    file_suffix = ".onnx"
+    tensors = False
+
+    def __init__(self, path: Path, device: torch.device) -> None:
+        ort = import_onnxruntime()
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendError(f"onnxruntime here has no CUDA execution provider (has "
+                                   f"{', '.join(ort.get_available_providers())}); use device cpu or "
+                                   "install onnxruntime-gpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:
+            raise BackendError(f"{path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
+        self.fp16 = self.session.get_inputs()[0].type == "tensor(float16)"
+        super().__init__(device, f"{providers[0]}, {'fp16' if self.fp16 else 'fp32'}")
+
+    @classmethod
+    def available(cls, device: torch.device) -> tuple[bool, str]:
+        try:
+            ort = import_onnxruntime()
+        except BackendError as exc:
+            return False, str(exc)
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return False, "onnxruntime has no CUDA execution provider here"
+        return True, ""
+
+    @classmethod
+    def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:
+        parts = {"kind": "onnx", "model_sha256": file_sha256(context.source), "opset": ONNX_OPSET,
+                 "torch": torch.__version__, "precision": "fp16" if context.fp16 else "fp32"}
+        backend, status = context.cache.get_or_build(
+            parts, ".onnx", lambda p: export_onnx(model, p, fp16=context.fp16),
+            lambda p: cls(p, context.device), context.options.force_engine_update)
+        return backend, status
+
+    @classmethod
+    def from_file(cls, path: Path, meta: dict, device: torch.device) -> Backend:
+        return cls(path, device)
+
+    @classmethod
+    def export(cls, model: FusionModel, path: Path, precision: str, shape: tuple[int, int] | None,
+               device: torch.device) -> None:
+        export_onnx(model, path, shape, fp16=precision == "fp16")
+        import onnx
+
+        try:
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise BackendError(f"the exported ONNX model fails onnx.checker: {str(exc).splitlines()[0]}") from None
+
+    def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        dtype = np.float16 if self.fp16 else np.float32
+        feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
+                 "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}
+        return self.session.run(None, feeds)[0][0, 0].astype(np.float32)
+
+    def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        out = self.run_numpy(y[0, 0].cpu().numpy(), ir[0, 0].cpu().numpy())
+        return torch.from_numpy(out)[None, None].to(y.device)

@@ -1,0 +1,59 @@
+"""The settings that choose and build a model's inference backend, travelling together as one object.
+
+The same names are used everywhere: the node's parameters, the CLI flags (``--model-file-path``,
+``--device``, ``--backend``, ``--engine-cache-dir``, ``--force-engine-update``, ``--enable-fp16``)
+and the Python API (:meth:`sage_core.fuser.Fuser.from_options`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from sage_core.errors import ConfigError
+
+#: Where the shipped default model lives (our checkpoint format); used when no model file is given.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
+DEVICES = ("auto", "cpu", "cuda")
+#: TensorRT engines are built for one input shape (height, width); 640x512 is the common thermal size.
+DEFAULT_ENGINE_SHAPE = (512, 640)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to load and run a fusion model; every field has the node parameter's name and meaning."""
+
+    model_file_path: str | os.PathLike | None = None  # None or "": the shipped default model
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    backend: str = "auto"  # auto | torch | torchscript | onnxruntime | tensorrt
+    engine_cache_dir: str | os.PathLike | None = None  # None: ~/.cache/sage_ros/engines
+    force_engine_update: bool = False  # rebuild cached engines (TensorRT, ONNX) even when valid
+    enable_fp16: bool = False  # half precision on a GPU
+    engine_shape: tuple[int, int] = DEFAULT_ENGINE_SHAPE  # TensorRT build shape (height, width)
+
+    @property
+    def model_path(self) -> Path:
+        """The model file to load: the given one, or the shipped default."""
+        return Path(self.model_file_path) if self.model_file_path else DEFAULT_WEIGHTS
+
+    def with_changes(self, **changes) -> InferenceOptions:
+        return replace(self, **changes)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a silent CPU run."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a torch device; expected auto, cpu or cuda[:N]") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} is not supported; expected auto, cpu or cuda[:N]")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+    return resolved

@@ -1,0 +1,59 @@
+"""One frame pair's way through the product: raw thermal normalised, both cameras on one grid, fused.
+
+The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a file, a bag and a
+live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
+its parameter callback may change the thermal normalisation.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from sage_core.alignment import Aligner
+from sage_core.cameras import Camera
+from sage_core.color import gray_to_uint8
+from sage_core.fuser import Fuser
+from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
+
+
+class FramePipeline:
+    """Thermal normalisation, alignment and fusion of one pair; see the module docstring."""
+
+    def __init__(self, fuser: Fuser, normalizer: ThermalNormalizer | None = None,
+                 aligner: Aligner | None = None) -> None:
+        self.fuser = fuser
+        self.normalizer = normalizer or ThermalNormalizer()
+        self.aligner = aligner or Aligner()
+        self._lock = threading.Lock()  # guards the normaliser's state and settings
+
+    @property
+    def reference(self) -> Camera:
+        """The camera whose grid, stamp and frame_id the output takes."""
+        return self.aligner.reference
+
+    def reconfigure_thermal(self, config: ThermalNormalizerConfig) -> None:
+        """New normalisation settings (validated first); takes effect from the next frame."""
+        with self._lock:
+            if config != self.normalizer.config:
+                self.normalizer.reconfigure(config)
+
+    def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
+        """Raw thermal -> what the model takes: mono8 as is, 16-bit and float through the normaliser."""
+        if raw.dtype == np.uint8:
+            return raw
+        with self._lock:
+            return self.normalizer(raw)
+
+    def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False) -> np.ndarray:
+        """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``)."""
+        thermal, rgb = self.aligner(self.thermal_unit(thermal_raw), rgb_bgr)
+        return self.fuser.fuse_gray(thermal, rgb) if gray else self.fuser.fuse(thermal, rgb)
+
+    def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int]) -> np.ndarray:
+        """One camera's image alone on the output grid (its partner is missing), as uint8."""
+        if camera is Camera.THERMAL:
+            image = self.thermal_unit(image)
+        image = self.aligner.align_one(image, camera, other_size)
+        return image if image.dtype == np.uint8 else gray_to_uint8(image)

@@ -1,0 +1,1 @@
+"""Training: SAM priors, losses, the distillation config, data and the bi-level distiller."""

@@ -1,0 +1,301 @@
+"""SAGE bi-level distillation (method.md): SPA teacher with SAM priors, student on the triplet loss.
+
+Batches alternate between the two levels when the teacher trains (``teacher.kind: spa``):
+
+- lower level, student step: teacher frozen; triplet loss = feature (cosine through 1x1
+  projections) + pixel (fusion and teacher-following terms) + contrastive semantic
+  (SAM features inside each mask: teacher positive, source negative);
+- upper level, teacher step: teacher loss + ``follow`` x the student's pixel loss with roles
+  swapped + ``follow_feature`` x the feature loss, pulling the teacher towards outputs the
+  student can reproduce.
+
+``teacher.kind: sage-official`` uses the released student as a frozen teacher (no SAM),
+``teacher.kind: none`` trains the student on the fusion terms alone. One process or many
+under ``torchrun`` (gradients all-reduced; gloo on CPU, NCCL on GPU); only rank 0 writes.
+Checkpoints and ``--resume`` are in :mod:`sage_core.train.state`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm import tqdm
+
+from sage_core.checkpoint import load_model
+from sage_core.errors import SageError
+from sage_core.eval.metrics import all_metrics
+from sage_core.fuser import Fuser
+from sage_core.image_files import read_pair
+from sage_core.models import FusionModel, SPATeacher, build_model
+from sage_core.options import resolve_device
+from sage_core.train import state
+from sage_core.train.config import DistillConfig, build_section
+from sage_core.train.data import (CropSampler, TeacherOutputCache, load_training_items, mask_cache, training_pairs,
+                                  unpack_masks, validation_pairs)
+from sage_core.train.losses import (FeatureProjections, TripletWeights, contrastive_loss, feature_loss, pixel_loss,
+                                    teacher_loss)
+from sage_core.train.sam_priors import SamFeatures
+
+VALIDATION_METRICS = ("VIF", "Qabf", "SSIM", "MI")
+
+
+def _distributed() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _all_reduce_grads(parameters: list[torch.nn.Parameter], world: int) -> None:
+    """Average gradients over processes (what DDP does), robust to parameters unused in a step."""
+    if world == 1:
+        return
+    for p in parameters:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
+class Distiller:
+    """Everything one training run holds: models, optimisers, data, logging; see module docstring."""
+
+    def __init__(self, config: DistillConfig, out_dir: str | os.PathLike, progress: bool = True) -> None:
+        self.config, self.out = config, Path(out_dir)
+        self.rank, self.world = _distributed()
+        self.progress = progress and self.rank == 0
+        self.device = self._init_device()
+        torch.manual_seed(config.run.seed)
+        self.weights = build_section(TripletWeights, config.loss.triplet, "loss.triplet")
+        self._build_models()  # errors here come before any data loading or training
+        self._build_data()
+        self._build_optimisers()
+        self.step = 0
+        self.history: list[dict] = []
+        self.timing = {"student": [], "teacher": []}
+        self.writer = None
+
+    # ----- set-up -----------------------------------------------------------------------------------
+
+    def _init_device(self) -> torch.device:
+        device = resolve_device(self.config.run.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return device
+
+    def _build_models(self) -> None:
+        c = self.config
+        self.student = (load_model(c.student.init)[0] if c.student.init
+                        else build_model(c.student.arch, c.student.config)).to(self.device)
+        self.teacher: FusionModel | None = None
+        if c.teacher.kind == "spa":
+            self.teacher = (load_model(c.teacher.checkpoint)[0] if c.teacher.checkpoint else
+                            SPATeacher(c.teacher.width, c.teacher.patches, c.teacher.heads, c.teacher.pool))
+        elif c.teacher.kind == "sage-official":
+            self.teacher = load_model(c.teacher.checkpoint)[0].eval().requires_grad_(False)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        self.phi = self.cache = None
+        if c.teacher.kind == "spa":
+            self.cache = mask_cache(c)
+            self.phi = SamFeatures(self.cache.sam, c.sam.feature_blocks).to(self.device)
+
+    def _build_data(self) -> None:
+        """Each process loads its shard of the training images; the frozen teacher's outputs are cached."""
+        c = self.config
+        self.teacher_outputs = None
+        if c.teacher.kind == "sage-official" and c.teacher.output_cache:
+            self.teacher_outputs = TeacherOutputCache(c.teacher.output_cache, self.teacher, c.teacher.checkpoint,
+                                                      self.device)
+        items, self.train_files = load_training_items(training_pairs(c), tuple(c.data.crop), self.cache,
+                                                      self.rank, self.world, self.progress, self.teacher_outputs)
+        self.sampler = CropSampler(items, tuple(c.data.crop), seed=c.run.seed + self.rank)
+        self.val_pairs = validation_pairs(c)
+
+    def _build_optimisers(self) -> None:
+        c = self.config
+        self.projections = None  # for the feature loss: shapes from one dry run on a small input
+        if self.teacher is not None and self.teacher_outputs is None:
+            with torch.no_grad():
+                probe = torch.zeros(1, 1, 32, 32, device=self.device)
+                t_ch = [f.shape[1] for f in self.teacher.forward_features(probe, probe)[1]]
+                s_ch = [f.shape[1] for f in self.student.forward_features(probe, probe)[1]]
+            self.projections = FeatureProjections(t_ch, s_ch).to(self.device)
+        self.student_params = list(self.student.parameters()) + (list(self.projections.parameters())
+                                                                 if self.projections else [])
+        # Bi-level: even steps train the student, odd steps the teacher; each schedule spans its own steps.
+        bilevel = c.teacher.kind == "spa"
+        student_steps = math.ceil(c.run.steps / 2) if bilevel else c.run.steps
+        self.opt_student = torch.optim.Adam(self.student_params, lr=c.optim.student_lr)
+        self.sched_student = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt_student, student_steps,
+                                                                         eta_min=c.optim.lr_min)
+        self.opt_teacher = self.sched_teacher = None
+        if bilevel:
+            self.opt_teacher = torch.optim.Adam(self.teacher.parameters(), lr=c.optim.teacher_lr)
+            self.sched_teacher = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.opt_teacher, max(1, c.run.steps // 2), eta_min=c.optim.lr_min)
+        if self.world > 1:  # identical start on every process
+            for module in (self.student, self.projections, self.teacher):
+                if module is not None:
+                    for tensor in module.state_dict().values():
+                        dist.broadcast(tensor, 0)
+
+    # ----- one batch --------------------------------------------------------------------------------
+
+    def _batch(self):
+        """(Y, ir, ir masks, vis masks, cached teacher output); absent parts are None."""
+        planes = [t.to(self.device) for t in self.sampler.sample(self.config.data.batch_size)]
+        y, ir, rest = planes[0], planes[1], planes[2:]
+        reference = rest.pop(0) if self.teacher_outputs is not None else None
+        if rest:
+            k = self.config.teacher.patches
+            return y, ir, unpack_masks(rest[0].cpu(), k).to(self.device), unpack_masks(rest[1].cpu(), k).to(
+                self.device), reference
+        return y, ir, None, None, reference
+
+    def _teacher_out(self, y, ir, m_ir, m_vis):
+        if self.config.teacher.kind == "spa":  # semantic patches: each source times its K masks
+            return self.teacher.forward_features(y, ir, ir * m_ir, y * m_vis)
+        return self.teacher.forward_features(y, ir)
+
+    def student_step(self) -> dict[str, float]:
+        y, ir, m_ir, m_vis, reference = self._batch()
+        self.student.train()
+        t_feats = None
+        if self.teacher is not None and reference is None:
+            self.teacher.eval()
+            with torch.no_grad():
+                reference, t_feats = self._teacher_out(y, ir, m_ir, m_vis)
+        fused, s_feats = self.student.forward_features(y, ir)
+        terms = {"pixel": pixel_loss(fused, y, ir, reference, self.weights)}
+        if t_feats is not None:
+            terms["feature"] = self.weights.feature * feature_loss(s_feats, t_feats, self.projections)
+        if self.phi is not None and self.weights.contrastive:
+            terms["contrastive"] = self.weights.contrastive * contrastive_loss(
+                fused, reference, [ir, y], [m_ir, m_vis], self.phi)
+        loss = sum(terms.values())
+        self.opt_student.zero_grad(set_to_none=True)
+        loss.backward()
+        _all_reduce_grads(self.student_params, self.world)
+        self.opt_student.step()
+        self.sched_student.step()
+        return {"student/loss": float(loss.detach()), **{f"student/{k}": float(v.detach()) for k, v in terms.items()}}
+
+    def teacher_step(self) -> dict[str, float]:
+        y, ir, m_ir, m_vis, _ = self._batch()
+        self.teacher.train()
+        self.student.eval()
+        with torch.no_grad():
+            fused, s_feats = self.student.forward_features(y, ir)
+        reference, t_feats = self._teacher_out(y, ir, m_ir, m_vis)
+        own = teacher_loss(reference, y, ir)
+        follow = self.config.loss.follow * pixel_loss(reference, y, ir, fused, self.weights)
+        follow_feature = self.config.loss.follow_feature * feature_loss(s_feats, t_feats, self.projections)
+        loss = own + follow + follow_feature
+        self.opt_teacher.zero_grad(set_to_none=True)
+        loss.backward()
+        _all_reduce_grads(list(self.teacher.parameters()), self.world)
+        self.opt_teacher.step()
+        self.sched_teacher.step()
+        self.opt_student.zero_grad(set_to_none=True)  # the projections' gradients from this step are not used
+        return {"teacher/loss": float(loss.detach()), "teacher/own": float(own.detach()),
+                "teacher/follow": float(follow.detach()), "teacher/follow_feature": float(follow_feature.detach())}
+
+    # ----- validation and logging -------------------------------------------------------------------
+
+    def validate(self) -> dict[str, float]:
+        """Mean VIF, Qabf, SSIM, MI of the student on the held-out images (rank 0)."""
+        if not self.val_pairs or self.rank != 0:
+            return {}
+        fuser = Fuser(copy.deepcopy(self.student), device=self.device)
+        totals: dict[str, list[float]] = {k: [] for k in VALIDATION_METRICS}
+        for pair in self.val_pairs:
+            ir, vis = read_pair(pair)
+            for key, value in all_metrics(fuser.fuse(ir, vis), ir, vis, VALIDATION_METRICS).items():
+                totals[key].append(value)
+        return {f"val/{k}": float(np.mean(v)) for k, v in totals.items()}
+
+    def _log(self, values: dict[str, float]) -> None:
+        if self.rank != 0:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, self.step)
+
+    def _sample_images(self) -> None:
+        if self.rank != 0 or self.writer is None:
+            return
+        y, ir, m_ir, m_vis, reference = self._batch()
+        with torch.no_grad():
+            panels = [ir, y, self.student(y, ir).clamp(0, 1)]
+            if reference is not None:
+                panels.append(reference.clamp(0, 1))
+            elif self.teacher is not None:
+                panels.append(self._teacher_out(y, ir, m_ir, m_vis)[0].clamp(0, 1))
+        self.writer.add_images("samples/ir|vis|student|teacher", torch.cat(panels, dim=3), self.step)
+
+    def save(self, final: bool = False) -> None:
+        state.save(self, final)
+
+    def resume(self) -> None:
+        state.resume(self)
+
+    # ----- the loop ---------------------------------------------------------------------------------
+
+    def _one_step(self, bar: tqdm) -> None:
+        c = self.config
+        level = "teacher" if c.teacher.kind == "spa" and self.step % 2 == 1 else "student"
+        started = time.perf_counter()
+        values = self.teacher_step() if level == "teacher" else self.student_step()
+        self.timing[level].append(time.perf_counter() - started)
+        self.step += 1
+        if not all(math.isfinite(v) for v in values.values()):
+            raise SageError(f"step {self.step}: non-finite loss {values}; lower the learning rates")
+        bar.update(1)
+        bar.set_postfix({k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v:.4f}" for k, v in values.items()
+                         if k.endswith("/loss")})
+        if self.step % c.run.log_every == 0 or self.step == c.run.steps:
+            self._log(values)
+        if self.step % c.run.sample_every == 0:
+            self._sample_images()
+        if self.step % c.data.val_every == 0 or self.step == c.run.steps:
+            metrics = self.validate()
+            if metrics:
+                self._log(metrics)
+                self.history.append({"step": self.step, **metrics})
+                bar.write(f"step {self.step}: " + ", ".join(f"{k[4:]} {v:.4f}" for k, v in metrics.items()))
+        if self.step % c.run.checkpoint_every == 0 and self.step < c.run.steps:
+            self.save()
+
+    def run(self) -> dict:
+        c = self.config
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        if self.step == 0:
+            start = self.validate()
+            if start:
+                self._log(start)
+                self.history.append({"step": 0, **start})
+        bar = tqdm(total=c.run.steps, initial=self.step, desc="distilling", unit="step", disable=not self.progress)
+        while self.step < c.run.steps:
+            self._one_step(bar)
+        bar.close()
+        self.save(final=True)
+        if self.writer is not None:
+            self.writer.close()
+        return state.write_summary(self)
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

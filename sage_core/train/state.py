@@ -1,0 +1,82 @@
+"""A run's checkpoints and resumable state: ``last.pt`` (the student, our checkpoint format),
+``student_stepN.pt``, ``teacher_last.pt``, ``state.pt`` (everything ``--resume`` needs) and
+``summary.json``. Only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from sage_core.atomic import atomic_path
+from sage_core.checkpoint import save_checkpoint
+from sage_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sage_core.train.distiller import Distiller
+
+
+def save(run: Distiller, final: bool = False) -> None:
+    if run.rank != 0:
+        return
+    meta = {"step": run.step, "teacher": run.config.teacher.kind, "distill_config": run.config.to_dict(),
+            "trained_on": [Path(f).name for f in run.config.data.train]}
+    save_checkpoint(run.student, run.out / "last.pt", meta=meta)
+    if not final:
+        save_checkpoint(run.student, run.out / f"student_step{run.step:06d}.pt", meta=meta)
+    if run.config.teacher.kind == "spa":
+        save_checkpoint(run.teacher, run.out / "teacher_last.pt", meta=meta)
+    payload = {
+        "step": run.step, "student": run.student.state_dict(),
+        "projections": run.projections.state_dict() if run.projections else None,
+        "teacher": run.teacher.state_dict() if run.opt_teacher else None,
+        "opt_student": run.opt_student.state_dict(), "sched_student": run.sched_student.state_dict(),
+        "opt_teacher": run.opt_teacher.state_dict() if run.opt_teacher else None,
+        "sched_teacher": run.sched_teacher.state_dict() if run.sched_teacher else None,
+        "sampler_rng": json.dumps(run.sampler.rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(), "history": json.dumps(run.history),
+    }
+    with atomic_path(run.out / "state.pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_schedule(scheduler, saved: dict) -> None:
+    """A resumed run may ask for more steps: keep the schedule's progress, but this run's length."""
+    length = scheduler.T_max
+    scheduler.load_state_dict(saved)
+    scheduler.T_max = length
+
+
+def resume(run: Distiller) -> None:
+    path = run.out / "state.pt"
+    if not path.is_file():
+        raise ConfigError(f"--resume: {path} not found (nothing to resume in {run.out})")
+    saved = torch.load(path, map_location=run.device, weights_only=True)
+    run.student.load_state_dict(saved["student"])
+    if run.projections is not None and saved["projections"] is not None:
+        run.projections.load_state_dict(saved["projections"])
+    if run.opt_teacher is not None and saved["teacher"] is not None:
+        run.teacher.load_state_dict(saved["teacher"])
+        run.opt_teacher.load_state_dict(saved["opt_teacher"])
+        _load_schedule(run.sched_teacher, saved["sched_teacher"])
+    run.opt_student.load_state_dict(saved["opt_student"])
+    _load_schedule(run.sched_student, saved["sched_student"])
+    run.sampler.rng.bit_generator.state = json.loads(saved["sampler_rng"])
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    run.history = json.loads(saved["history"])
+    run.step = int(saved["step"])
+
+
+def write_summary(run: Distiller) -> dict:
+    summary = {
+        "steps": run.step, "world_size": run.world,
+        "seconds_per_step": {k: float(np.median(v)) for k, v in run.timing.items() if v},
+        "validation": run.history, "out": str(run.out),
+        "mask_cache": {"hits": run.cache.hits, "misses": run.cache.misses} if run.cache else None,
+    }
+    if run.rank == 0:
+        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
