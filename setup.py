@@ -51,7 +51,7 @@ setup(
         "export": ["onnx==1.23.2", "onnxruntime==1.32.0"],
         # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
         "tensorrt": ["torch-tensorrt"],
-        "dev": ["pytest==9.2.0"],
+        "dev": ["pytest==9.2.0", "hypothesis==6.148.0", "psutil==7.2.2"],
     },
     entry_points={
         "console_scripts": [

@@ -33,6 +33,7 @@ class InferenceOptions:
     force_engine_update: bool = False  # rebuild cached engines (TensorRT, ONNX) even when valid
     enable_fp16: bool = False  # half precision on a GPU
     engine_shape: tuple[int, int] = DEFAULT_ENGINE_SHAPE  # TensorRT build shape (height, width)
+    inference_threads: int = 0  # CPU threads of the backend; 0: auto (see resolve_threads)
 
     @property
     def model_path(self) -> Path:
@@ -41,6 +42,18 @@ class InferenceOptions:
 
     def with_changes(self, **changes) -> InferenceOptions:
         return replace(self, **changes)
+
+
+def resolve_threads(threads: int) -> int:
+    """Threads for CPU inference: ``threads`` if > 0, else half the CPU cores (at least 1).
+
+    Half, because a live node also needs cores for receiving, converting and publishing images:
+    an inference pool that takes every core makes them all wait for each other (measured in
+    benchmarks/bench_node.py). Give the core count explicitly for batch work.
+    """
+    if threads < 0:
+        raise ConfigError(f"inference_threads {threads}: expected 0 (auto) or a positive number of threads")
+    return threads or max(1, (os.cpu_count() or 2) // 2)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -9,11 +9,19 @@ range, or temperatures as floats; fusion needs [0, 1]. Three methods:
 - ``fixed``: between two fixed values (a known scene temperature range).
 
 The automatic ranges are smoothed over time (exponential moving average), so
-the picture does not flicker when a hot object enters or leaves the view.
+the picture does not flicker when a hot object enters or leaves the view. One
+bad frame (all zero, saturated, a burst of absurd values) must not ruin the
+picture for seconds, so a frame whose range is implausible next to the smoothed
+one (span more than ``outlier_ratio`` times larger or smaller, centre further
+than that many spans away, or not finite) is an outlier: it is normalised with
+the current range and does not move it. A genuine change of scene (a lens cap
+removed, a flat-field correction) is adopted after ``outlier_frames`` outliers
+in a row.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +31,8 @@ from sage_core.errors import ConfigError, FusionInputError
 METHODS = ("percentile", "minmax", "fixed")
 #: Percentiles are estimated on every n-th pixel in each direction: ~16x fewer pixels, same range.
 _PERCENTILE_STRIDE = 4
+#: Spans below this are degenerate (a constant frame): they never become the smoothed range.
+_MIN_SPAN = 1e-6
 
 
 @dataclass
@@ -32,12 +42,18 @@ class ThermalNormalizerConfig:
     high_percentile: float = 99.0
     fixed_min: float = 0.0
     fixed_max: float = 65535.0
-    smoothing: float = 0.8  # weight of the previous range in [0, 1); 0 = no smoothing
+    smoothing: float = 0.8  # weight of the previous range in [0, 1); 0 = no smoothing, no outlier rejection
+    outlier_ratio: float = 4.0  # see the module docstring
+    outlier_frames: int = 5
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(
                 f"thermal normalisation method {self.method!r}; expected one of {', '.join(METHODS)}")
+        numbers = (self.low_percentile, self.high_percentile, self.fixed_min, self.fixed_max, self.smoothing,
+                   self.outlier_ratio)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
+            raise ConfigError(f"thermal normalisation settings must be finite numbers, got {numbers}")
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
             raise ConfigError(
                 f"thermal percentiles must satisfy 0 <= low < high <= 100, got {self.low_percentile}, "
@@ -46,6 +62,9 @@ class ThermalNormalizerConfig:
             raise ConfigError(f"thermal fixed range must have min < max, got [{self.fixed_min}, {self.fixed_max}]")
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"thermal range smoothing must lie in [0, 1), got {self.smoothing}")
+        if self.outlier_ratio <= 1.0 or self.outlier_frames < 1:
+            raise ConfigError(f"thermal outlier_ratio must be > 1 and outlier_frames >= 1, got "
+                              f"{self.outlier_ratio}, {self.outlier_frames}")
 
 
 class ThermalNormalizer:
@@ -55,12 +74,15 @@ class ThermalNormalizer:
         self.config = config or ThermalNormalizerConfig()
         self.config.validate()
         self._range: tuple[float, float] | None = None
+        self._outlier_streak = 0
+        self.outliers = 0  # frames whose range was rejected, since start
 
     def reconfigure(self, config: ThermalNormalizerConfig) -> None:
         """Apply new settings (validated first) and forget the smoothed range."""
         config.validate()
         self.config = config
         self._range = None
+        self._outlier_streak = 0
 
     @property
     def current_range(self) -> tuple[float, float] | None:
@@ -76,16 +98,45 @@ class ThermalNormalizer:
         lo, hi = np.percentile(sample, (cfg.low_percentile, cfg.high_percentile))
         return float(lo), float(hi)
 
+    def _is_outlier(self, lo: float, hi: float) -> bool:
+        """Whether a frame's range is implausible next to the smoothed range (see the module docstring)."""
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return True
+        if self._range is None:
+            return hi - lo < _MIN_SPAN
+        ratio = self.config.outlier_ratio
+        span, previous = hi - lo, max(self._range[1] - self._range[0], _MIN_SPAN)
+        centre_shift = abs((lo + hi) - (self._range[0] + self._range[1])) / 2
+        return span * ratio < previous or span > previous * ratio or centre_shift > ratio * previous
+
+    def _update_range(self, lo: float, hi: float) -> tuple[float, float]:
+        """The range to normalise this frame with; updates the smoothed range unless the frame is an outlier."""
+        cfg = self.config
+        if cfg.method == "fixed" or cfg.smoothing == 0:
+            self._range = (lo, hi)
+            return lo, hi
+        if self._is_outlier(lo, hi):
+            self.outliers += 1
+            self._outlier_streak += 1
+            adopt = (self._outlier_streak >= cfg.outlier_frames and math.isfinite(lo) and math.isfinite(hi)
+                     and hi - lo >= _MIN_SPAN)
+            if not adopt:
+                return self._range if self._range is not None else (lo, hi)
+            self._range = None  # a genuine change of scene: start smoothing afresh from this frame
+        self._outlier_streak = 0
+        if self._range is not None:
+            a = cfg.smoothing
+            lo, hi = a * self._range[0] + (1 - a) * lo, a * self._range[1] + (1 - a) * hi
+        self._range = (lo, hi)
+        return lo, hi
+
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         """Raw H x W thermal (any numeric type) -> float32 H x W in [0, 1]."""
         if raw.ndim != 2 or raw.size == 0:
             raise FusionInputError(f"thermal frame must be a non-empty H x W array, got shape {raw.shape}")
-        lo, hi = self._measure(raw)
-        if self.config.method != "fixed" and self._range is not None and self.config.smoothing > 0:
-            a = self.config.smoothing
-            lo = a * self._range[0] + (1 - a) * lo
-            hi = a * self._range[1] + (1 - a) * hi
-        self._range = (lo, hi)
-        span = max(hi - lo, 1e-6)
+        lo, hi = self._update_range(*self._measure(raw))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
+        span = max(hi - lo, _MIN_SPAN)
         out = (raw.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / span)
         return np.clip(out, 0.0, 1.0, out=out)

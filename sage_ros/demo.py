@@ -64,6 +64,8 @@ def node_parameters(args: argparse.Namespace) -> dict[str, object]:
         params["force_engine_update"] = True
     if args.enable_fp16:
         params["enable_fp16"] = True
+    if args.inference_threads:
+        params["inference_threads"] = args.inference_threads
     return params
 
 

@@ -4,6 +4,7 @@
 worker both record); :func:`assess_health` turns the node's state into a level and a message:
 
 - ERROR: inference failed on the latest frame (within :data:`FAILURE_MEMORY_S`), with the last error;
+  or both cameras are live but nothing was published for ``stale_timeout`` (stamps that never pair);
 - WARN: a camera is stale, or a topic has publishers but no data (QoS or transport);
 - OK otherwise.
 """
@@ -135,11 +136,15 @@ class FusionStats:
         return [KeyValue(key=k, value=v) for k, v in items]
 
 
-def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str) -> tuple[bytes, str]:
-    """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems."""
+def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str,
+                  starved: str | None = None) -> tuple[bytes, str]:
+    """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems,
+    ``starved`` says why nothing is fused although both cameras are live."""
     failing = stats.failing()
     if failing is not None:
         return DiagnosticStatus.ERROR, f"inference failing on recent frames: {failing}"
+    if starved is not None:
+        return DiagnosticStatus.ERROR, starved
     problems = [f"{camera} stale" for camera in stale]
     problems += [f"{camera}: publishers but no data (QoS?)" for camera in silent]
     if problems:

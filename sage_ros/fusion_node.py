@@ -37,12 +37,15 @@ from sage_core.thermal import ThermalNormalizer
 from sage_ros.diagnostics import FusionStats, assess_health, status
 from sage_ros.image_conversion import (RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, array_to_image_fields,
                                        image_to_array, to_bgr, to_output_encoding)
+from sage_ros.input_guards import FormatGuard, StampGuard
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, declare_parameters, from_values
 from sage_ros.sync import ApproximateTimePairer, Stamped
 from sage_ros.worker import Frame, InferenceWorker, Job
 
 #: Seconds between two log lines about the same kind of bad message from the same camera.
 BAD_MESSAGE_LOG_PERIOD = 10.0
+#: End-to-end latencies outside this range (s) come from unsynchronised clocks or replayed stamps, not from us.
+PLAUSIBLE_LATENCY_S = (-1.0, 60.0)
 ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
 
 
@@ -74,7 +77,11 @@ class FusionNode(Node):
         self._camera_info: dict[Camera, CameraInfo] = {}
         self._stale = {camera: False for camera in Camera}
         self._warned_no_data: set[Camera] = set()
+        self._publishers_seen: dict[Camera, float] = {}
+        self._last_stamp: dict[Camera, int] = {}
         self._started = time.monotonic()
+        self.stamp_guard = StampGuard(p.max_stamp_jump, p.adopt_after_frames)
+        self.format_guard = FormatGuard(p.adopt_after_frames)
         try:
             self.pipeline = FramePipeline(Fuser.from_options(p.inference_options()),
                                           ThermalNormalizer(p.thermal_config()), Aligner(p.alignment_config()))
@@ -121,6 +128,8 @@ class FusionNode(Node):
             new = from_values({c.name: c.value for c in changes if c.name in SPECS}, base=self.params)
             self.pipeline.reconfigure_thermal(new.thermal_config())
             self.pairer.configure(new.queue_size, new.slop)
+            self.stamp_guard.max_jump_s, self.stamp_guard.adopt_after = new.max_stamp_jump, new.adopt_after_frames
+            self.format_guard.adopt_after = new.adopt_after_frames
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
             reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             return SetParametersResult(successful=False, reason=reason)
@@ -138,27 +147,42 @@ class FusionNode(Node):
                                       f"[logged at most every {BAD_MESSAGE_LOG_PERIOD:.0f} s per camera and kind]")
 
     def _convert(self, camera: Camera, msg: Image) -> Frame | None:
+        """The message as a validated Frame, or None (counted and logged) when it does not fit its stream."""
         try:
             array = image_to_array(msg, ENCODINGS[camera])
         except BadImage as exc:
             self._bad(camera.label, exc.kind, str(exc))
             return None
-        size = (array.shape[1], array.shape[0])
-        first = self._sizes.setdefault(camera, size)
-        if size != first:
-            self._bad(camera.label, "size_change", f"image is {size[0]}x{size[1]} but the stream started at "
-                                                   f"{first[0]}x{first[1]}; restart the node to change resolution")
+        verdict = self.format_guard.check(camera, msg.encoding, array.shape[1], array.shape[0])
+        if not self._accepted(camera, verdict):
             return None
+        stamp = stamp_ns(msg.header)
+        verdict = self.stamp_guard.check(camera, stamp, time.monotonic_ns())
+        if not self._accepted(camera, verdict):
+            return None
+        if verdict.adopted:
+            self.pairer.flush(camera)  # what waits was stamped by the old clock
+        else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
+            self.pairer.flush(camera, newer_than_ns=stamp + int(self.params.max_stamp_jump * 1e9))
+        self._sizes[camera] = (array.shape[1], array.shape[0])
+        self._last_stamp[camera] = stamp
         if camera is Camera.RGB:
             array = to_bgr(array, msg.encoding)
         return Frame(array, msg.header, msg.encoding)
+
+    def _accepted(self, camera: Camera, verdict) -> bool:
+        if not verdict.accepted:
+            self._bad(camera.label, verdict.kind, verdict.message)
+        elif verdict.adopted:
+            self.get_logger().warning(f"{camera.label} camera: {verdict.message}")
+        return verdict.accepted
 
     def _on_image(self, camera: Camera, msg: Image) -> None:
         self.stats.arrived(camera.label)
         frame = self._convert(camera, msg)
         if frame is None:
             return
-        paired = self.pairer.add(camera, stamp_ns(msg.header), frame)
+        paired = self.pairer.add(camera, self._last_stamp[camera], frame)
         if not paired and self.params.on_stale == "passthrough" and self._is_stale(camera.other):
             self.stats.count("passthrough")
             self.worker.submit(Job({camera: frame}))
@@ -194,8 +218,9 @@ class FusionNode(Node):
         self.image_pub.publish(Image(header=reference.header, **array_to_image_fields(out, p.output_encoding)))
         if job.is_pair:
             self._publish_camera_info(job, reference, out.shape)
-        latency = (self.get_clock().now() - Time.from_msg(reference.header.stamp)).nanoseconds / 1e6
-        self.stats.record(latency_ms=latency)
+        latency = (self.get_clock().now() - Time.from_msg(reference.header.stamp)).nanoseconds / 1e9
+        if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
+            self.stats.record(latency_ms=1000 * latency)
         self.stats.count("published")
         self.stats.arrived("fused")
 
@@ -232,9 +257,12 @@ class FusionNode(Node):
     def _check_no_data(self, camera: Camera, subscription) -> None:
         """Warn once when a topic has publishers but nothing arrives: say whether QoS or transport is to blame."""
         publishers = subscription.get_publisher_count()
-        waited = time.monotonic() - self._started
-        if (self.stats.last_arrival(camera.label) is not None or publishers == 0
-                or waited <= self.params.no_data_warning or camera in self._warned_no_data):
+        if publishers == 0 or self.stats.last_arrival(camera.label) is not None:
+            self._publishers_seen.pop(camera, None)
+            return
+        # Count from when a publisher appeared, not from our start: a camera started later is not a fault.
+        waited = time.monotonic() - self._publishers_seen.setdefault(camera, time.monotonic())
+        if waited <= self.params.no_data_warning or camera in self._warned_no_data:
             return
         self._warned_no_data.add(camera)
         offered = {str(info.qos_profile.reliability.name).lower()
@@ -250,11 +278,24 @@ class FusionNode(Node):
             f"{subscription.topic_name} has {publishers} publisher(s) (offering "
             f"{', '.join(sorted(offered)) or 'unknown'}) but nothing arrived in {waited:.1f} s. {cause}")
 
+    def _starved(self) -> str | None:
+        """Why nothing was published for stale_timeout although both cameras are live, or None."""
+        now, timeout = time.monotonic(), self.params.stale_timeout
+        last_output = self.stats.last_arrival("fused") or self._started
+        if now - last_output <= timeout or any(self._is_stale(camera) for camera in Camera):
+            return None
+        if len(self._last_stamp) < 2:
+            return f"both cameras live but nothing fused for {now - last_output:.1f} s: every message was rejected"
+        gap = abs(self._last_stamp[Camera.THERMAL] - self._last_stamp[Camera.RGB]) / 1e9
+        return (f"both cameras live but nothing fused for {now - last_output:.1f} s: their latest stamps are "
+                f"{gap:.3f} s apart (slop {self.params.slop} s)")
+
     def _publish_diagnostics(self) -> None:
         stale = [camera.label for camera in Camera if self._is_stale(camera)]
         silent = [camera.label for camera in sorted(self._warned_no_data)
                   if self.stats.last_arrival(camera.label) is None]
-        level, message = assess_health(self.stats, stale, silent, f"{self.fuser.name} on {self.fuser.device}")
+        level, message = assess_health(self.stats, stale, silent, f"{self.fuser.name} on {self.fuser.device}",
+                                       self._starved())
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f"{self.get_name()}: fusion", self.get_fully_qualified_name(), level, message,

@@ -58,6 +58,9 @@ class FusionParams:
     force_engine_update: bool = param(False, "rebuild the compiled engine even if a valid one is cached",
                                       read_only=True)
     enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
+    inference_threads: int = param(
+        0, "CPU threads for inference; 0: half the CPU cores (at least 1), leaving the rest to receiving, "
+        "converting and publishing images", read_only=True, low=0, high=256)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
     reference_camera: str = param(
@@ -75,6 +78,13 @@ class FusionParams:
                             low=1, high=1000)
     slop: float = param(0.05, "largest stamp difference (s) between a thermal and an rgb image that may pair",
                         low=0.0, high=10.0, launch=True)
+    max_stamp_jump: float = param(
+        1.0, "a stamp further than this (s) from where both cameras' clocks should be is rejected (counted as "
+        "stamp_jump), unless adopt_after_frames consistent stamps follow (a camera or bag clock jump)",
+        low=0.01, high=86400.0)
+    adopt_after_frames: int = param(
+        5, "consecutive messages after which a change of a stream's clock, encoding or resolution is adopted; "
+        "until then such messages are rejected and counted", low=1, high=1000)
     thermal_normalization: str = param("percentile", "how 16-bit and float thermal images map to [0, 1]",
                                        choices=METHODS)
     thermal_low_percentile: float = param(1.0, "percentile mapped to black (percentile method)", low=0.0, high=100.0)
@@ -92,7 +102,8 @@ class FusionParams:
     stale_timeout: float = param(1.0, "seconds without a message after which a camera counts as stale",
                                  low=0.05, high=3600.0)
     on_stale: str = param("drop", "when one camera is stale: drop (publish nothing) or passthrough (publish the "
-                          "live camera's image)", choices=("drop", "passthrough"), launch=True)
+                          "live camera's image, with that camera's stamp and frame_id)", choices=("drop", "passthrough"),
+                          launch=True)
     no_data_warning: float = param(5.0, "warn when a topic has publishers but nothing arrives for this many "
                                    "seconds (likely a QoS mismatch)", low=0.5, high=3600.0)
     diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", read_only=True, low=0.05,
@@ -121,7 +132,8 @@ class FusionParams:
     def inference_options(self) -> InferenceOptions:
         return InferenceOptions(model_file_path=self.model_file_path or None, device=self.device,
                                 backend=self.backend, engine_cache_dir=self.engine_cache_folder or None,
-                                force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16)
+                                force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16,
+                                inference_threads=self.inference_threads)
 
     @property
     def engine_cache_folder(self) -> str:

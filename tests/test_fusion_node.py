@@ -70,6 +70,7 @@ def test_every_thermal_encoding(loop, thermal_encoding):
     assert loop.diagnostic_values().get("bad messages", "0") == "0"
 
 
+@pytest.mark.parametrize("loop", [{"adopt_after_frames": 1}], indirect=True)  # each message switches encoding
 def test_every_rgb_encoding_gives_the_same_colours(loop):
     results = {}
     for index, encoding in enumerate(["bgr8", "rgb8", "bgra8", "rgba8"]):

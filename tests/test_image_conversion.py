@@ -68,3 +68,56 @@ def test_encoding_not_allowed_for_the_stream():
     fields = array_to_image_fields(np.zeros((2, 2, 3), np.uint8), "bgr8")
     with pytest.raises(BadImage, match="expected one of mono8"):
         image_to_array(msg(**fields), allowed=("mono8", "mono16"))
+
+
+# ----- property-based fuzzing -----------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sage_ros.image_conversion import ENCODINGS  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(encoding=st.one_of(st.sampled_from(sorted(ENCODINGS)), st.text(max_size=8)),
+       height=st.integers(min_value=0, max_value=9), width=st.integers(min_value=0, max_value=9),
+       pad=st.integers(min_value=-3, max_value=5), big_endian=st.booleans(), extra=st.integers(-2, 2),
+       seed=st.integers(0, 2**16))
+def test_any_message_converts_or_raises_bad_image(encoding, height, width, pad, big_endian, extra, seed):
+    """Whatever the fields (unknown encodings, zero sizes, short steps, wrong lengths, NaNs), conversion returns
+    an owned array of the declared shape or raises BadImage with a kind; it never raises anything else."""
+    spec = ENCODINGS.get(encoding)
+    pixel = spec.channels * spec.dtype.itemsize if spec else 1
+    step = max(0, width * pixel + pad)
+    data = np.random.default_rng(seed).integers(0, 256, max(0, step * height + extra), dtype=np.uint8).tobytes()
+    message = msg(encoding=encoding, height=height, width=width, step=step, is_bigendian=int(big_endian), data=data)
+    try:
+        array = image_to_array(message)
+    except BadImage as exc:
+        assert exc.kind in ("encoding", "zero_size", "data_length", "non_finite") and str(exc)
+        return
+    assert array.shape[:2] == (height, width)
+    assert not np.shares_memory(array, np.frombuffer(data, np.uint8))  # a copy: message buffers are reused
+    assert array.dtype == spec.dtype and array.dtype.isnative
+    if spec.dtype.kind == "f":
+        assert np.isfinite(array).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(encoding=st.sampled_from(sorted(ENCODINGS)), height=st.integers(1, 7), width=st.integers(1, 7),
+       pad=st.integers(0, 4), big_endian=st.booleans(), seed=st.integers(0, 2**16))
+def test_valid_messages_round_trip_with_padding_and_either_byte_order(encoding, height, width, pad, big_endian,
+                                                                      seed):
+    spec = ENCODINGS[encoding]
+    shape = (height, width) if spec.channels == 1 else (height, width, spec.channels)
+    rng = np.random.default_rng(seed)
+    if spec.dtype.kind == "f":
+        array = rng.normal(size=shape).astype(spec.dtype)
+    else:
+        array = rng.integers(0, np.iinfo(spec.dtype).max + 1, shape, dtype=spec.dtype)
+    stored = array.astype(spec.dtype.newbyteorder(">" if big_endian else "<"))
+    row = stored.reshape(height, -1).view(np.uint8)
+    padded = np.concatenate([row, np.zeros((height, pad), np.uint8)], axis=1)
+    message = msg(encoding=encoding, height=height, width=width, step=padded.shape[1], is_bigendian=int(big_endian),
+                  data=padded.tobytes())
+    assert np.array_equal(image_to_array(message), array)

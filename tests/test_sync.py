@@ -66,3 +66,13 @@ def test_steady_streams_with_offset_pair_every_frame():
         pairer.add(RGB, index * 33 * MS, index)
         pairer.add(THERMAL, index * 33 * MS + 7 * MS, index)
     assert len(pairs) == 30 and pairer.unpaired == 0
+
+
+def test_flush_drops_a_cameras_waiting_items_or_those_ahead_of_a_stamp():
+    pairer, _ = make(queue_size=10)
+    for stamp in (100, 200, 10_000, 20_000):
+        pairer.add(THERMAL, stamp * MS, stamp)
+    pairer.flush(THERMAL, newer_than_ns=1_000 * MS)
+    assert [e.stamp_ns for e in pairer.queues[THERMAL]] == [100 * MS, 200 * MS] and pairer.unpaired == 2
+    pairer.flush(THERMAL)
+    assert not pairer.queues[THERMAL] and pairer.unpaired == 4

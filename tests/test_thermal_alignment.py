@@ -30,10 +30,50 @@ def test_range_smoothing_avoids_flicker():
     frame = np.linspace(1000, 2000, 100, dtype=np.float32).reshape(10, 10)
     normalizer(frame)
     hot = frame.copy()
-    hot[5, 5] = 10000  # a hot object enters for one frame
+    hot[5, 5] = 3000  # a hot object enters for one frame
     normalizer(hot)
     lo, hi = normalizer.current_range
-    assert lo == pytest.approx(1000) and hi == pytest.approx(0.8 * 2000 + 0.2 * 10000)
+    assert lo == pytest.approx(1000) and hi == pytest.approx(0.8 * 2000 + 0.2 * 3000)
+
+
+def _scene(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (7200 + 1800 * rng.random((64, 80))).astype(np.uint16)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((64, 80), np.uint16), np.full((64, 80), 65535, np.uint16),
+                                 np.full((64, 80), 3e38, np.float32), np.full((64, 80), 8000, np.uint16)],
+                         ids=["all_zero", "saturated", "absurd_float", "constant"])
+def test_one_bad_frame_does_not_move_the_smoothed_range(bad):
+    normalizer = ThermalNormalizer()
+    for _ in range(10):
+        good = normalizer(_scene())
+    before = normalizer.current_range
+    normalizer(bad)
+    assert normalizer.current_range == before and normalizer.outliers == 1
+    assert np.abs(normalizer(_scene()) - good).max() < 1e-3  # the next frame has its normal contrast at once
+
+
+def test_constant_frame_after_an_all_zero_one_is_not_white():
+    normalizer = ThermalNormalizer()
+    for _ in range(10):
+        normalizer(_scene())
+    normalizer(np.zeros((64, 80), np.uint16))
+    constant = normalizer(np.full((64, 80), 8000, np.uint16))
+    assert 0.2 < float(constant.mean()) < 0.8  # mapped by the scene's range, not stretched to white
+
+
+def test_a_lasting_change_of_scene_is_adopted_after_outlier_frames():
+    normalizer = ThermalNormalizer(ThermalNormalizerConfig(outlier_frames=5))
+    for _ in range(10):
+        normalizer(_scene())
+    hot = (30000 + 9000 * np.random.default_rng(1).random((64, 80))).astype(np.uint16)  # lens cap off
+    ranges = []
+    for _ in range(6):
+        normalizer(hot)
+        ranges.append(normalizer.current_range)
+    assert ranges[3][0] < 10000 and ranges[4][0] > 29000  # kept for 4 frames, adopted at the 5th
+    assert float(normalizer(hot).std()) > 0.2
 
 
 @pytest.mark.parametrize("config, message", [

@@ -19,7 +19,7 @@ from torch import nn
 
 from sage_core.backends.cache import ArtifactCache
 from sage_core.models import FusionModel
-from sage_core.options import InferenceOptions
+from sage_core.options import InferenceOptions, resolve_threads
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -64,8 +64,8 @@ def prepare_for_inference(model: FusionModel) -> InferenceModule:
 
 @dataclass
 class BuildContext:
-    """What building a backend from an eager model needs besides the model: where it came from
-    (its sha256 keys cached artefacts), the device, the options, and the artefact cache."""
+    """What building a backend needs besides the model: where it came from (its sha256 keys cached
+    artefacts), the device, the options, and the artefact cache."""
 
     source: Path
     device: torch.device
@@ -75,6 +75,10 @@ class BuildContext:
     @property
     def fp16(self) -> bool:
         return self.options.enable_fp16 and self.device.type == "cuda"
+
+    @property
+    def threads(self) -> int:
+        return resolve_threads(self.options.inference_threads)
 
     @property
     def cache(self) -> ArtifactCache:
@@ -106,7 +110,7 @@ class Backend(ABC):
         """The backend for an eager model, and a one-line status of how it was obtained (may be empty)."""
 
     @classmethod
-    def from_file(cls, path: Path, meta: dict, device: torch.device) -> Backend:
+    def from_file(cls, path: Path, meta: dict, context: BuildContext) -> Backend:
         """The backend for a file exported in :attr:`file_format` (``meta``: its sidecar)."""
         raise NotImplementedError(f"backend {cls.name} has no file format")
 

@@ -57,7 +57,7 @@ def _time_backend(backend: Backend, shape: tuple[int, int] = (256, 320), repeats
     return 1000 * min(times)
 
 
-def _load_exported(path: Path, meta: dict, name: str, device: torch.device) -> LoadedBackend:
+def _load_exported(path: Path, meta: dict, name: str, context: BuildContext) -> LoadedBackend:
     cls = FORMATS[meta["format"]]
     if name not in ("auto", cls.name):
         raise BackendError(f"{path} is a {meta['format']} export; backend {name} cannot run it (use {cls.name} "
@@ -65,7 +65,7 @@ def _load_exported(path: Path, meta: dict, name: str, device: torch.device) -> L
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     info = CheckpointInfo(path, str(meta.get("arch", "?")), config, f"export:{meta['format']}", meta)
     reason = f"{path.name} is a {meta['format']} export (sidecar {sidecar_path(path).name})"
-    return LoadedBackend(cls.from_file(path, meta, device), info, [reason])
+    return LoadedBackend(cls.from_file(path, meta, context), info, [reason])
 
 
 def _choose_auto(model: FusionModel, context: BuildContext) -> tuple[Backend, list[str]]:
@@ -91,14 +91,16 @@ def load_backend(options: InferenceOptions) -> LoadedBackend:
         raise BackendError(f"backend {options.backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
     device = resolve_device(options.device)
     path = options.model_path
+    context = BuildContext(path, device, options)
+    if device.type == "cpu":
+        torch.set_num_threads(context.threads)  # process-wide: torch has one CPU pool (see resolve_threads)
     meta = read_sidecar(path, tuple(FORMATS)) if path.is_file() else None
     if meta is not None:
-        return _load_exported(path, meta, options.backend, device)
+        return _load_exported(path, meta, options.backend, context)
     if path.suffix in EXPORT_SUFFIXES:
         raise BackendError(f"{path}: exported model without its sidecar {sidecar_path(path).name} (written by "
                            "training/export.py next to it); keep the two together")
     model, info = load_model(path)
-    context = BuildContext(path, device, options)
     if options.backend == "auto":
         backend, decisions = _choose_auto(model, context)
         return LoadedBackend(backend, info, decisions)

@@ -70,7 +70,8 @@ class TensorRTBackend(ModuleBackend):
         return cls(module, context.device, f"TensorRT engine, {parts['precision']}"), status
 
     @classmethod
-    def from_file(cls, path: Path, meta: dict, device: torch.device) -> Backend:
+    def from_file(cls, path: Path, meta: dict, context: BuildContext) -> Backend:
+        device = context.device
         ok, why = cls.available(device)
         if not ok:
             raise BackendError(f"{path} is a TensorRT engine but {why}")

@@ -39,7 +39,8 @@ class TorchScriptBackend(ModuleBackend):
         return cls(script(model), context.device, context.fp16), "scripted in memory"
 
     @classmethod
-    def from_file(cls, path: Path, meta: dict, device: torch.device) -> Backend:
+    def from_file(cls, path: Path, meta: dict, context: BuildContext) -> Backend:
+        device = context.device
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)

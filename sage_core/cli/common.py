@@ -30,12 +30,14 @@ def add_inference_arguments(parser: argparse.ArgumentParser, model_help: str | N
     group.add_argument("--force-engine-update", action="store_true", help="rebuild cached engines")
     group.add_argument("--enable-fp16", "--fp16", dest="enable_fp16", action="store_true",
                        help="half precision on a GPU")
+    group.add_argument("--inference-threads", type=int, default=0,
+                       help="CPU threads for inference (default 0: half the cores, at least 1)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     return InferenceOptions(model_file_path=args.model_file_path, device=args.device, backend=args.backend,
                             engine_cache_dir=args.engine_cache_dir, force_engine_update=args.force_engine_update,
-                            enable_fp16=args.enable_fp16)
+                            enable_fp16=args.enable_fp16, inference_threads=args.inference_threads)
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:

@@ -1,0 +1,72 @@
+"""Where the fusion node's time goes per frame: its callbacks and worker run in this process, profiled.
+
+    python benchmarks/profile_node.py [--size 640x512] [--frames 60] [--top 25] [--backend auto]
+
+A fusion node (default parameters) in a context of its own, with no executor: each pair's two
+messages go through the node's subscription callbacks, and the job they submit runs at once on
+this thread, publishing as usual. cProfile's cumulative table (top entries) and the mean time
+per frame of each stage are printed. DDS delivery into the node is not included (see
+bench_node.py for the end-to-end numbers); serialisation on publish is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+
+from sage_core.cameras import Camera
+from sage_ros.dds import isolate_dds
+from sage_ros.loopback import Player, synthetic_pairs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="640x512", help="WIDTHxHEIGHT")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args()
+    isolate_dds()
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from sage_ros.fusion_node import FusionNode
+
+    width, height = (int(v) for v in args.size.split("x"))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = FusionNode(context=context, parameter_overrides=[Parameter("backend", value=args.backend)])
+    node.worker.stop()
+    node.worker.submit = node._process  # run each job here, synchronously, under the profiler
+    messages = Player.messages(synthetic_pairs(8, width, height, rate=30.0))
+    for index in range(5):  # warm-up
+        thermal, rgb = messages[index % len(messages)]
+        _feed(node, thermal, rgb, index)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for index in range(args.frames):
+        thermal, rgb = messages[index % len(messages)]
+        _feed(node, thermal, rgb, 100 + index)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    print(f"{args.size}, {node.fuser.description}: {1000 * elapsed / args.frames:.2f} ms per pair under the "
+          f"profiler ({args.frames} pairs, published {node.stats.published})")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    return 0
+
+
+def _feed(node, thermal, rgb, index: int) -> None:
+    stamp = 1_000_000_000 + index * 33_333_333
+    for msg, camera, offset in ((rgb, Camera.RGB, 0), (thermal, Camera.THERMAL, 3_000_000)):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp + offset, 1_000_000_000)
+        node._on_image(camera, msg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Hostile input over loopback DDS (issue 11): stamps, extreme frames, run-time parameters, late publishers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from sage_core.cameras import Camera  # noqa: E402
+from sage_core.synthetic import SyntheticScene  # noqa: E402
+from tests.ros_harness import Loopback, make_image  # noqa: E402
+
+W, H = 80, 64
+S, MS, DAY = 1_000_000_000, 1_000_000, 86_400 * 1_000_000_000
+SCENE = SyntheticScene(W, H, seed=3).frame(0.5)
+
+
+@pytest.fixture()
+def loop(request):
+    harness = Loopback(**getattr(request, "param", {}))
+    yield harness
+    harness.close()
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def pair(loop, thermal_stamp: int, rgb_stamp: int, thermal=None, encoding="mono16") -> None:
+    thermal = SCENE.thermal_mono16 if thermal is None else thermal
+    loop.send(make_image(thermal, encoding, thermal_stamp, "thermal"), make_image(SCENE.visible, "bgr8", rgb_stamp, "rgb"))
+
+
+def stream(loop, count: int, thermal_offset_ns: int = 0, period: float = 0.033) -> None:
+    for _ in range(count):
+        stamp = now_ns()
+        pair(loop, stamp + thermal_offset_ns, stamp)
+        time.sleep(period)
+
+
+def test_future_stamps_do_not_starve_pairing(loop):
+    stream(loop, 5)
+    assert loop.wait_for(lambda: len(loop.fused) >= 3)
+    for _ in range(10):  # ten thermal frames a day ahead, rgb normal
+        stamp = now_ns()
+        pair(loop, stamp + DAY, stamp)
+        time.sleep(0.033)
+    before = len(loop.fused)
+    stream(loop, 20)
+    assert loop.wait_for(lambda: len(loop.fused) - before >= 10, timeout=5), len(loop.fused) - before  # was 0
+    values = loop.diagnostic_values()
+    assert loop.wait_for(lambda: int(loop.diagnostic_values().get("bad messages: stamp_jump", "0")) >= 4, timeout=3)
+    latencies = [float(v) for k, v in loop.diagnostic_values().items() if k.startswith("end-to-end latency")]
+    assert latencies and max(latencies) < 5000, values
+
+
+def test_stamp_zero_is_counted_and_never_enters_the_statistics(loop):
+    stream(loop, 3)
+    pair(loop, 0, 0)
+    stream(loop, 3)
+    assert loop.wait_for(lambda: loop.diagnostic_values().get("bad messages: invalid_stamp") == "2", timeout=3)
+    latencies = [float(v) for k, v in loop.diagnostic_values().items() if k.startswith("end-to-end latency")]
+    assert max(latencies) < 5000
+
+
+@pytest.mark.parametrize("loop", [{"slop": 0.01, "stale_timeout": 0.3, "diagnostics_period": 0.1}], indirect=True)
+def test_live_cameras_that_never_pair_are_an_error(loop):
+    stream(loop, 20, thermal_offset_ns=400 * MS)  # 0.4 s apart: plausible stamps, never within slop
+    assert loop.fused == []
+    assert loop.wait_for(lambda: loop.diagnostics and loop.diagnostics[-1].status[0].level == DiagnosticStatus.ERROR
+                         and "nothing fused" in loop.diagnostics[-1].status[0].message, timeout=3)
+    assert "0.400 s apart" in loop.diagnostics[-1].status[0].message
+
+
+def test_one_extreme_frame_of_another_encoding_is_rejected_and_the_picture_stays(loop):
+    stream(loop, 8)
+    assert loop.wait_for(lambda: len(loop.fused) >= 3)
+    time.sleep(0.2)
+    reference = np.frombuffer(bytes(loop.fused[-1].data), np.uint8).astype(float)
+    stamp = now_ns()
+    pair(loop, stamp, stamp, thermal=np.full((H, W), 3e38, np.float32), encoding="32FC1")
+    time.sleep(0.05)
+    count = len(loop.fused)
+    stream(loop, 2)
+    assert loop.wait_for(lambda: len(loop.fused) >= count + 2)
+    after = np.frombuffer(bytes(loop.fused[-1].data), np.uint8).astype(float)
+    assert np.abs(after - reference).mean() < 2.0  # same contrast at once
+    assert loop.wait_for(lambda: loop.diagnostic_values().get("bad messages: encoding_change") == "1", timeout=3)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("thermal_fixed_max", float("nan"), "thermal_fixed_max: expected a number (finite)"),
+    ("thermal_fixed_min", float("-inf"), "thermal_fixed_min: expected a number (finite)"),
+    ("thermal_fixed_max", float("inf"), "thermal_fixed_max: expected a number (finite)"),
+    ("slop", "fast", "slop: expected a number"),
+    ("queue_size", 2.5, "queue_size: expected an integer"),
+    ("thermal_fixed_min", 70000.0, "thermal_fixed_min"),  # above thermal_fixed_max
+])
+def test_bad_run_time_parameters_are_refused_with_a_reason_and_the_node_keeps_fusing(loop, name, value, words):
+    result = loop.node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful and words in result.reason
+    stream(loop, 3)
+    assert loop.wait_for(lambda: len(loop.fused) >= 2)
+
+
+def test_a_publisher_that_appears_late_gets_its_full_grace_period(loop):
+    class LateTopic:  # a topic whose publisher appears now, long after the node started
+        topic_name = "/test/thermal/image"
+
+        def get_publisher_count(self):
+            return 1
+
+    node = loop.node
+    node._started -= 100.0
+    node.stats.rates["thermal"].last = None
+    node._check_no_data(Camera.THERMAL, LateTopic())
+    assert Camera.THERMAL not in node._warned_no_data  # no "transport is losing the messages" yet
