@@ -1,55 +1,52 @@
-"""End-to-end benchmark of the fusion node: latency and delivered rate over DDS on loopback.
+"""The fusion node as a robot runs it: two cameras at --rate from a process of their own, over DDS on loopback.
 
-    python benchmarks/bench_node.py [--pairs 40] [--rate 10] [--sizes 640x512 1280x1024] [--weights PATH ...]
+    python benchmarks/bench_node.py [--rate 30] [--seconds 30] [--sizes 640x512 1280x1024] \\
+        [--model-file-path PATH] [--backend auto] [--inference-threads 0]
 
-For each frame size and model: N pairs (thermal mono16 + bgr8) published at R Hz
-to the fusion node process, fused frames received by a recorder. Prints latency
-p50/p95/p99 (publish -> fused frame received), delivered rate, and the node's own
-inference time and dropped pairs, all models measured in the same run.
+Per frame size: thermal mono16 + RGB bgr8 at --rate Hz each for --seconds, the fusion node in its own
+process with default parameters (plus the flags given), fused frames received here. Prints delivered
+rate, latency p50/p95/p99 (camera stamp -> fused frame received), the node's CPU (100 % = one core)
+and CPU time per delivered frame, its resident memory at start and end, and its own counters
+(dropped pairs, in-node inference time).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
-from pathlib import Path
 
 from sage_core.options import DEFAULT_WEIGHTS
-from sage_ros.dds import isolate_dds
-from sage_ros.loopback import run_loopback, synthetic_pairs
-
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "checkpoints" / "sage_official_student.pt"
+from sage_ros.traffic import run_live
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--sizes", nargs="+", default=["640x512", "1280x1024"])
-    parser.add_argument("--weights", nargs="+", type=Path,
-                        default=[DEFAULT_WEIGHTS, OFFICIAL] if OFFICIAL.exists() else [DEFAULT_WEIGHTS])
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--sizes", nargs="+", default=["640x512", "1280x1024"], help="WIDTHxHEIGHT")
+    parser.add_argument("--model-file-path", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default="auto", help="the node's backend parameter")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--inference-threads", type=int, default=0)
     args = parser.parse_args()
-    isolate_dds()
+    params = {"model_file_path": args.model_file_path, "device": args.device, "backend": args.backend,
+              "inference_threads": args.inference_threads}
     rows = []
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))
-        pairs = synthetic_pairs(args.pairs, width, height, args.rate)
-        for weights in args.weights:
-            print(f"{size} {weights.name}: {args.pairs} pairs at {args.rate:g} Hz ...", flush=True)
-            params = {"model_file_path": str(weights), "device": args.device, "backend": args.backend}
-            result = run_loopback(pairs, args.rate, params, progress=False,
-                                  drain_s=8.0 if "official" in weights.name else 3.0)
-            latency = result.latency_percentiles()
-            rows.append((size, weights.name, result, latency))
-    print(f"\n{'size':>10} {'model':<30} {'sent':>5} {'recv':>5} {'Hz out':>7} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'infer ms':>9} {'dropped':>8}")
-    for size, name, result, latency in rows:
-        print(f"{size:>10} {name:<30} {result.sent:>5} {result.received:>5} {result.delivered_hz:>7.2f} "
-              f"{latency.get('p50', float('nan')):>8.1f} {latency.get('p95', float('nan')):>8.1f} "
-              f"{latency.get('p99', float('nan')):>8.1f} {result.diagnostics.get('inference (ms) mean', '?'):>9} "
-              f"{result.diagnostics.get('dropped pairs', '?'):>8}")
+        print(f"{size}: {args.rate:g} Hz x 2 cameras for {args.seconds:g} s ...", flush=True)
+        run = run_live(width, height, args.rate, args.seconds, params)
+        rows.append((size, run))
+    print(f"\n{'size':>10} {'sent':>6} {'recv':>6} {'Hz out':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+          f"{'node CPU':>9} {'CPU ms/frame':>12} {'RSS start':>10} {'RSS end':>8} {'dropped':>8} {'infer ms':>9}")
+    for size, run in rows:
+        p = run.percentiles()
+        cpu = statistics.mean(s.cpu_percent for s in run.samples[1:]) if len(run.samples) > 1 else float("nan")
+        print(f"{size:>10} {run.sent:>6} {run.received:>6} {run.received / run.seconds:>7.2f} {p['p50']:>7.1f} "
+              f"{p['p95']:>7.1f} {p['p99']:>7.1f} {cpu:>8.0f}% {1000 * run.node_cpu_s / max(run.received, 1):>12.1f} "
+              f"{run.samples[0].rss_mb:>8.0f}MB {run.samples[-1].rss_mb:>6.0f}MB "
+              f"{run.diagnostics.get('dropped pairs', '?'):>8} {run.diagnostics.get('inference (ms) mean', '?'):>9}")
     return 0
 
 

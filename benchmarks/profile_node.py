@@ -4,9 +4,9 @@
 
 A fusion node (default parameters) in a context of its own, with no executor: each pair's two
 messages go through the node's subscription callbacks, and the job they submit runs at once on
-this thread, publishing as usual. cProfile's cumulative table (top entries) and the mean time
-per frame of each stage are printed. DDS delivery into the node is not included (see
-bench_node.py for the end-to-end numbers); serialisation on publish is.
+this thread, publishing as usual. cProfile's cumulative table (top entries) is printed. DDS
+delivery into the node is not included (see bench_node.py for the end-to-end numbers);
+serialisation on publish is.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> int:
 
 
 def _feed(node, thermal, rgb, index: int) -> None:
-    stamp = 1_000_000_000 + index * 33_333_333
+    stamp = time.time_ns()  # real time: the node's stamp guard compares stamps with its clock
     for msg, camera, offset in ((rgb, Camera.RGB, 0), (thermal, Camera.THERMAL, 3_000_000)):
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp + offset, 1_000_000_000)
         node._on_image(camera, msg)

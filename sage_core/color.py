@@ -32,21 +32,28 @@ class LumaChroma:
     cb: np.ndarray
 
 
+#: uint8 value -> float32 value / 255, exactly as ``astype(np.float32) / 255.0`` computes it (cv2.LUT is one pass).
+_UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(255.0)
+
+
 def _scale_to_unit(image: np.ndarray, name: str) -> np.ndarray:
     """Integer image -> float32 [0, 1] by its type's maximum; float is checked, not rescaled."""
     if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
+        return cv2.LUT(image, _UNIT_LUT) if image.ndim == 2 or image.shape[2] <= 4 else image.astype(
+            np.float32) / 255.0
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
     if image.dtype in (np.float32, np.float64):
-        if not np.isfinite(image).all():
+        lo, hi = float(image.min()), float(image.max())  # NaN and inf show in the extremes: no extra pass
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise FusionInputError(f"{name}: float image contains NaN or inf")
-        lo, hi = float(image.min()), float(image.max())
         if lo < -1e-6 or hi > 1.0 + 1e-6:
             raise FusionInputError(
                 f"{name}: float image must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}] "
                 "(normalise raw thermal values first)"
             )
+        if image.dtype == np.float32 and lo >= 0.0 and hi <= 1.0:
+            return image  # already what the model takes (the thermal normaliser's output)
         return np.clip(image, 0.0, 1.0).astype(np.float32)
     raise FusionInputError(
         f"{name}: unsupported pixel type {image.dtype}; expected uint8, uint16 or float32 in [0, 1]"
@@ -103,10 +110,12 @@ def vis_to_luma_chroma(vis: np.ndarray) -> LumaChroma:
         return LumaChroma(y=y, cr=neutral, cb=neutral.copy())
     if channels == 4:
         vis = cv2.cvtColor(_as_cv_compatible(vis), cv2.COLOR_BGRA2BGR)
-    _scale_to_unit(vis, "vis")  # validates float range before conversion
+    if vis.dtype != np.uint8:
+        _scale_to_unit(vis, "vis")  # validates float range before conversion
     ycrcb = cv2.cvtColor(_as_cv_compatible(vis), cv2.COLOR_BGR2YCrCb)
     ycrcb = _scale_to_unit(ycrcb, "vis") if ycrcb.dtype != np.float32 else ycrcb
-    return LumaChroma(y=ycrcb[..., 0].copy(), cr=ycrcb[..., 1].copy(), cb=ycrcb[..., 2].copy())
+    y, cr, cb = cv2.split(ycrcb)  # contiguous planes
+    return LumaChroma(y=y, cr=cr, cb=cb)
 
 
 def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.ndarray:
@@ -115,15 +124,13 @@ def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.nda
     ``R = F + 1.403 (Cr - 0.5)``, ``G = F - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5)``,
     ``B = F + 1.773 (Cb - 0.5)``, clamp to [0, 1], ``uint8(x * 255 + 0.5)``.
     """
-    f = fused_y.astype(np.float32, copy=False)
-    dcr = cr - np.float32(0.5)
-    dcb = cb - np.float32(0.5)
-    bgr = np.empty(f.shape + (3,), dtype=np.float32)
-    bgr[..., 2] = f + np.float32(_CR_TO_R) * dcr
-    bgr[..., 1] = f - np.float32(_CR_TO_G) * dcr - np.float32(_CB_TO_G) * dcb
-    bgr[..., 0] = f + np.float32(_CB_TO_B) * dcb
-    np.clip(bgr, 0.0, 1.0, out=bgr)
-    return (bgr * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+    # OpenCV's float YCrCb -> BGR uses exactly these coefficients (and 0.5 as the chroma offset), in one
+    # vectorised pass; saturating to uint8 clamps to [0, 255] and rounds to nearest (ties to even, where the
+    # reference rounds half up: about 5 values in a million differ by one grey level).
+    planes = [np.ascontiguousarray(p, dtype=np.float32) for p in (fused_y, cr, cb)]
+    bgr = cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR)
+    cv2.max(bgr, 0.0, dst=bgr)  # convertScaleAbs takes |x|: negatives must be 0 first
+    return cv2.convertScaleAbs(bgr, alpha=255.0)
 
 
 def gray_to_uint8(image01: np.ndarray) -> np.ndarray:

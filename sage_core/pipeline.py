@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 
 from sage_core.alignment import Aligner
@@ -40,9 +41,15 @@ class FramePipeline:
                 self.normalizer.reconfigure(config)
 
     def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
-        """Raw thermal -> what the model takes: mono8 as is, 16-bit and float through the normaliser."""
+        """Raw thermal -> what the model takes: 8-bit as is, 16-bit and float through the normaliser.
+
+        Files may store thermal with 3 or 4 (gray) channels; 16-bit and float ones become one channel first.
+        """
         if raw.dtype == np.uint8:
             return raw
+        if raw.ndim == 3:
+            raw = raw[..., 0] if raw.shape[2] == 1 else cv2.cvtColor(
+                raw, cv2.COLOR_BGR2GRAY if raw.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
         with self._lock:
             return self.normalizer(raw)
 

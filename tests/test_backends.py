@@ -114,6 +114,13 @@ def test_fixed_shape_onnx_export(tmp_path):
     assert training_main("export", ["--weights", str(DEFAULT_WEIGHTS), "--format", "onnx", "--out", str(out),
                                     "--shape", "96x128"]) == 0
     assert json.loads((tmp_path / "fixed.onnx.json").read_text())["shape"] == [96, 128]
+    # Frames of another size are resized to the export's shape and back, not refused by ONNX Runtime.
+    fuser = Fuser.from_weights(out, device="cpu")
+    assert fuser.backend.fixed_shape == (96, 128)
+    frame = SyntheticScene(200, 160).frame(0.5)
+    eager = Fuser.from_weights(DEFAULT_WEIGHTS, device="cpu", backend="torch").fuse(frame.thermal_mono8, frame.visible)
+    fused = fuser.fuse(frame.thermal_mono8, frame.visible)
+    assert fused.shape == eager.shape and np.abs(fused.astype(int) - eager.astype(int)).mean() < 8  # detail lost
 
 
 @pytest.mark.parametrize("args, message", [
@@ -206,6 +213,20 @@ def test_cache_builds_once_then_loads_and_rebuilds_what_fails_to_load(tmp_path, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@needs_ort
+def test_a_different_valid_onnx_at_a_cache_key_is_rebuilt_not_loaded(tmp_path, caplog):
+    first = load(DEFAULT_WEIGHTS, backend="onnxruntime", engine_cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("onnx_*.onnx")
+    from sage_core.backends.onnx_runtime import export_onnx
+
+    export_onnx(SageStudent(), cached)  # a valid ONNX file of another model, put where ours was
+    with caplog.at_level(logging.WARNING, logger="sage_core.backends"):
+        again = load(DEFAULT_WEIGHTS, backend="onnxruntime", engine_cache_dir=tmp_path)
+    assert "digest mismatch" in caplog.text and again.decisions[-1].startswith("built onnx")
+    y = np.random.default_rng(0).random((64, 80), dtype=np.float32)
+    assert np.abs(again.backend.run_numpy(y, y) - first.backend.run_numpy(y, y)).max() < 1e-5
+
+
 def test_failed_build_leaves_nothing_behind(tmp_path):
     cache = ArtifactCache(tmp_path)
 
@@ -266,3 +287,18 @@ def test_tensorrt_path_when_available(tmp_path):
     options = {"backend": "tensorrt", "device": "cuda", "engine_cache_dir": tmp_path, "engine_shape": (128, 160)}
     loaded, again = load(DEFAULT_WEIGHTS, **options), load(DEFAULT_WEIGHTS, **options)
     assert loaded.decisions[-1].startswith("built") and again.decisions[-1].startswith("loaded cached")
+
+
+@pytest.mark.parametrize("height, width", [(128, 160), (97, 131)])  # odd sizes: partial pooling windows
+def test_torch_backend_applies_affine_fuse_coefficients_in_opencv_with_the_same_result(height, width):
+    from sage_core.backends import TorchBackend, prepare_for_inference
+    from sage_core.checkpoint import load_model
+
+    model = load_model(DEFAULT_WEIGHTS)[0]
+    backend = TorchBackend(model, CPU)
+    assert backend.split_affine and "OpenCV" in backend.detail
+    rng = np.random.default_rng(1)
+    y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
+    with torch.inference_mode():
+        expected = prepare_for_inference(model)(torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None])
+    assert np.abs(backend.run_numpy(y, ir) - expected[0, 0].numpy()).max() < 1e-5

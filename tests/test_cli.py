@@ -112,3 +112,48 @@ def test_console_script_exits_2_with_one_line(tmp_path):
                            str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "thermal input not found" in done.stderr
+
+
+def _hot_minus_cold(fused: np.ndarray, thermal01: np.ndarray) -> float:
+    gray = cv2.cvtColor(fused, cv2.COLOR_BGR2GRAY).astype(float)
+    return float(gray[thermal01 > 0.8].mean() - gray[thermal01 < 0.2].mean())
+
+
+def test_16_bit_and_float_thermal_get_the_nodes_normalisation(tmp_path):
+    """Raw counts in a 16-bit file (as radiometric cameras save them) keep their contrast, like the 8-bit scene."""
+    frame = SyntheticScene(160, 128, seed=2).frame(1.0)
+    (tmp_path / "vis.png").write_bytes(cv2.imencode(".png", frame.visible)[1].tobytes())
+    outputs = {}
+    for name, thermal in (("raw16.png", frame.thermal_mono16), ("gray8.png", frame.thermal_mono8),
+                          ("kelvin.tiff", (280.0 + 30.0 * frame.thermal).astype(np.float32))):
+        cv2.imwrite(str(tmp_path / name), thermal)
+        out = tmp_path / name.split(".")[0]
+        assert main(["--ir", str(tmp_path / name), "--vis", str(tmp_path / "vis.png"), "--out", str(out),
+                     "--device", "cpu", "--quiet"]) == 0
+        outputs[name] = cv2.imread(str(next(out.glob("*.png"))))
+    contrast = {name: _hot_minus_cold(fused, frame.thermal) for name, fused in outputs.items()}
+    assert contrast["gray8.png"] > 60, contrast
+    assert contrast["raw16.png"] > 0.7 * contrast["gray8.png"] and contrast["kelvin.tiff"] > 0.7 * contrast["gray8.png"]
+
+
+def test_unwritable_output_folder_is_refused_before_the_model_loads(folders, capsys, monkeypatch):
+    import sage_core.cli.fuse as cli
+
+    monkeypatch.setattr(cli.Fuser, "from_options", lambda options: pytest.fail("the model must not load"))
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", "/proc/sage_fuse_out"]) == 2
+    assert "/proc/sage_fuse_out: cannot write to the output folder" in _one_error_line(capsys)
+
+
+def test_unusable_float_thermal_names_the_file(tmp_path, capsys):
+    frame = SyntheticScene(96, 64, seed=4).frame(0.0)
+    cv2.imwrite(str(tmp_path / "vis.png"), frame.visible)
+    cv2.imwrite(str(tmp_path / "nan.tiff"), np.full((64, 96), np.nan, np.float32))
+    assert main(["--ir", str(tmp_path / "nan.tiff"), "--vis", str(tmp_path / "vis.png"), "--out",
+                 str(tmp_path / "o"), "--device", "cpu", "--quiet"]) == 2
+    assert "nan.tiff" in _one_error_line(capsys)
+
+
+def test_bad_thermal_settings_are_one_line(folders, tmp_path, capsys):
+    assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o"),
+                 "--thermal-low-percentile", "90", "--thermal-high-percentile", "10"]) == 2
+    assert "percentiles" in _one_error_line(capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -66,6 +67,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:
             raise BackendError(f"{path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
         self.fp16 = self.session.get_inputs()[0].type == "tensor(float16)"
+        dims = self.session.get_inputs()[0].shape[-2:]
+        #: (height, width) of an export with a fixed input shape: other frames are resized to it and back.
+        self.fixed_shape = tuple(dims) if all(isinstance(d, int) for d in dims) else None
         super().__init__(device, f"{providers[0]}, {'fp16' if self.fp16 else 'fp32'}, {threads} thread(s)")
 
     @classmethod
@@ -103,10 +107,21 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"the exported ONNX model fails onnx.checker: {str(exc).splitlines()[0]}") from None
 
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        size = y.shape
+        if self.fixed_shape is not None and size != self.fixed_shape:
+            # An export with a fixed shape (--shape) runs at that shape: resize in, and the output back.
+            height, width = self.fixed_shape
+            shrink = height * width < size[0] * size[1]
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            y, ir = (cv2.resize(np.ascontiguousarray(a, np.float32), (width, height), interpolation=interpolation)
+                     for a in (y, ir))
         dtype = np.float16 if self.fp16 else np.float32
         feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
                  "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}
-        return self.session.run(None, feeds)[0][0, 0].astype(np.float32)
+        fused = self.session.run(None, feeds)[0][0, 0].astype(np.float32)
+        if fused.shape != size:
+            fused = cv2.resize(fused, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        return fused
 
     def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         out = self.run_numpy(y[0, 0].cpu().numpy(), ir[0, 0].cpu().numpy())

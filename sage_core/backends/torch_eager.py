@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from sage_core.backends import affine_cpu
 from sage_core.backends.base import Backend, BuildContext, ModuleBackend, prepare_for_inference
 from sage_core.models import FusionModel
 
@@ -18,7 +20,20 @@ class TorchBackend(ModuleBackend):
             module = module.to(memory_format=torch.channels_last)
             if fp16:
                 module = module.half()
-        super().__init__(module, device, fp16, f"eager, BatchNorm folded{', fp16' if fp16 else ''}")
+        #: On a CPU, AffineFuse's full-resolution half runs in OpenCV (see affine_cpu.py).
+        self.split_affine = device.type == "cpu" and affine_cpu.supports(module.model)
+        detail = "eager, BatchNorm folded" + (", fp16" if fp16 else "") + (
+            ", upsampling in OpenCV" if self.split_affine else "")
+        super().__init__(module, device, fp16, detail)
+
+    def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        if not self.split_affine:
+            return super().run_numpy(y, ir)
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        ir = np.ascontiguousarray(ir, dtype=np.float32)
+        with torch.inference_mode():
+            low, _ = self.module.model.low_resolution(torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None])
+        return affine_cpu.apply_coefficients(low, y, ir)
 
     @classmethod
     def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:

@@ -3,24 +3,30 @@
     sage-fuse --ir DIR_OR_FILE --vis DIR_OR_FILE --out DIR [--weights PATH] [--device cpu|cuda] [--mosaic]
 
 Writes ``OUT/<stem>.png`` per pair (and ``OUT/mosaic/<stem>.png``, thermal |
-visible | fused, with ``--mosaic``). Every file is written under a temporary
-name and renamed when complete. Bad input ends the run with one line naming the
-file and what was expected, and exit status 2.
+visible | fused, with ``--mosaic``). 16-bit and float thermal files (raw counts,
+temperatures) go through the node's thermal normalisation, with the same settings
+under the same names (``--thermal-normalization`` ...); each file is normalised on
+its own (no smoothing over files). Every file is written under a temporary name
+and renamed when complete. Bad input ends the run with one line naming the file
+and what was expected, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from sage_core.cli.common import add_inference_arguments, inference_options, run_command
-from sage_core.errors import SageError
+from sage_core.errors import FusionInputError, SageError
 from sage_core.fuser import Fuser
 from sage_core.image_files import pair_images, read_pair, write_image_atomic
+from sage_core.pipeline import FramePipeline
+from sage_core.thermal import METHODS, ThermalNormalizer, ThermalNormalizerConfig
 from sage_core.visualize import mosaic
 
 
@@ -33,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mosaic", action="store_true", help="also write thermal | visible | fused strips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_inference_arguments(parser)
+    defaults = ThermalNormalizerConfig()
+    group = parser.add_argument_group("16-bit and float thermal (the fusion node's parameters of the same names)")
+    group.add_argument("--thermal-normalization", choices=METHODS, default=defaults.method)
+    group.add_argument("--thermal-low-percentile", type=float, default=defaults.low_percentile)
+    group.add_argument("--thermal-high-percentile", type=float, default=defaults.high_percentile)
+    group.add_argument("--thermal-fixed-min", type=float, default=defaults.fixed_min)
+    group.add_argument("--thermal-fixed-max", type=float, default=defaults.fixed_max)
     return parser
+
+
+def thermal_config(args: argparse.Namespace) -> ThermalNormalizerConfig:
+    """The node's normalisation settings; no smoothing, as files are not a sequence. Validated."""
+    config = ThermalNormalizerConfig(args.thermal_normalization, args.thermal_low_percentile,
+                                     args.thermal_high_percentile, args.thermal_fixed_min, args.thermal_fixed_max,
+                                     smoothing=0.0)
+    config.validate()
+    return config
 
 
 def _prepare_out(out: Path, with_mosaic: bool) -> None:
@@ -43,26 +65,45 @@ def _prepare_out(out: Path, with_mosaic: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
         if with_mosaic:
             (out / "mosaic").mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe"):  # before the model loads, not after
+            pass
     except OSError as exc:
-        raise SageError(f"{out}: cannot create output folder: {exc.strerror}") from None
+        raise SageError(f"{out}: cannot write to the output folder: {exc.strerror}") from None
+
+
+def _fuse_one(pipeline: FramePipeline, pair) -> tuple:
+    """(thermal, visible, fused) of one pair; errors name the files."""
+    ir, vis = read_pair(pair)
+    try:
+        return ir, vis, pipeline.fuse(ir, vis)
+    except FusionInputError as exc:
+        raise FusionInputError(f"{pair.ir} + {pair.vis}: {exc}") from None
+
+
+def _write(path: Path, image) -> None:
+    try:
+        write_image_atomic(path, image)
+    except OSError as exc:
+        raise SageError(f"{path}: cannot write it: {exc.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     pairs = pair_images(args.ir, args.vis)
+    config = thermal_config(args)
     _prepare_out(args.out, args.mosaic)
     fuser = Fuser.from_options(inference_options(args))
+    pipeline = FramePipeline(fuser, ThermalNormalizer(config))
     seconds = 0.0
     for pair in tqdm(pairs, desc=f"fusing ({fuser.name}, {fuser.device})", unit="pair", disable=args.quiet):
-        ir, vis = read_pair(pair)
         started = time.perf_counter()
-        fused = fuser.fuse(ir, vis)
+        ir, vis, fused = _fuse_one(pipeline, pair)
         seconds += time.perf_counter() - started
-        write_image_atomic(args.out / f"{pair.stem}.png", fused)
+        _write(args.out / f"{pair.stem}.png", fused)
         if args.mosaic:
             strip = mosaic([("thermal", ir), ("visible", vis), (f"fused ({fuser.name})", fused)])
-            write_image_atomic(args.out / "mosaic" / f"{pair.stem}.png", strip)
+            _write(args.out / "mosaic" / f"{pair.stem}.png", strip)
     print(f"fused {len(pairs)} pair(s) into {args.out} with {fuser.description}: "
-          f"{1000 * seconds / len(pairs):.1f} ms per pair", file=sys.stderr)
+          f"{1000 * seconds / len(pairs):.1f} ms per pair (reading and fusing)", file=sys.stderr)
     return 0
 
 

@@ -68,7 +68,8 @@ class AffineFuse(FusionModel):
     def config(self) -> dict:
         return {"width": self.width, "scale": self.scale, "dilations": list(self.dilations), "refine": self.refine}
 
-    def forward_features(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def low_resolution(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The coefficients ``(a, b, c)`` at 1/scale resolution, and the hidden layers (the features)."""
         # ceil_mode: a partial window at the right/bottom edge averages its valid pixels only, so any
         # input size works with no shape arithmetic (which keeps the graph dynamic in every exporter).
         x = self.act(self.stem(F.avg_pool2d(torch.cat((y, ir), dim=1), self.scale, ceil_mode=True)))
@@ -76,6 +77,10 @@ class AffineFuse(FusionModel):
         for conv in self.body:
             x = self.act(conv(x))
             features.append(x)
-        coefficients = F.interpolate(self.coefficients(x), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        return self.coefficients(x), features
+
+    def forward_features(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        low, features = self.low_resolution(y, ir)
+        coefficients = F.interpolate(low, size=y.shape[-2:], mode="bilinear", align_corners=False)
         fused = coefficients[:, 0:1] * y + coefficients[:, 1:2] * ir + coefficients[:, 2:3]
         return self.refinement(y, ir, fused), features
