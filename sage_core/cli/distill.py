@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from sage_core.cli.common import run_command
@@ -79,3 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command("distill", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

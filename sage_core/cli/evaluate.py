@@ -13,6 +13,7 @@ Writes OUT/metrics.csv, OUT/summary.md, OUT/summary.json, OUT/metrics_*.png, OUT
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sage_core.cli.common import run_command
@@ -49,3 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command("evaluate", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,7 @@ which sage-fuse --model-file-path FILE and the node's model_file_path read to pi
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sage_core.backends.registry import FORMATS
@@ -49,3 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command("export", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

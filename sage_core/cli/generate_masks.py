@@ -9,6 +9,7 @@ training finds every mask in the cache. Interrupt it at any time: the next run s
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -43,3 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command("generate_masks", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
