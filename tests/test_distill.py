@@ -204,3 +204,130 @@ def test_teacher_shortcut_none_runs_the_shipped_students_config_without_its_teac
     assert config.teacher.kind == "none" and config.teacher.output_cache is None
     with pytest.raises(ConfigError, match="output_cache is for a frozen teacher"):
         load_config(args.config, ["teacher.kind=none"])  # without the shortcut the mismatch is still refused
+
+
+# ----- issue 13: the released method ---------------------------------------------------------------------
+
+def _distiller(data, tmp_path, **extra) -> Distiller:
+    overrides = smoke_overrides(data, tmp_path, **{"sam.cache_dir": str(data["base"] / "cache"), **extra})
+    return Distiller(load_config(SMOKE, overrides), tmp_path / "run", progress=False)
+
+
+def test_teacher_follow_term_is_the_students_full_loss_with_roles_swapped(data, tmp_path):
+    from sage_core.train.losses import feature_loss, pixel_loss, contrastive_loss
+
+    distiller = _distiller(data, tmp_path)
+    batch = distiller._batch()
+    distiller._batch = lambda: batch
+    w, heads = distiller.weights, [p.detach().clone() for p in distiller.teacher.heads_out.parameters()]
+    with torch.no_grad():
+        fused, s_feats = distiller.student.eval().forward_features(batch.y, batch.ir)
+        reference, t_feats = distiller._teacher_out(batch)
+        pixel = float(pixel_loss(reference, batch.y, batch.ir, fused, w))
+        contrast = float(w.contrastive * contrastive_loss(reference, fused, [batch.ir, batch.y],
+                                                          [batch.ir_patches, batch.vis_patches], distiller.phi))
+        feature = float(feature_loss(s_feats, t_feats, distiller.projections))
+    values = distiller.teacher_step()
+    assert contrast > 1e-4
+    assert values["teacher/follow"] == pytest.approx(0.1 * (pixel + contrast), rel=1e-5)
+    assert values["teacher/follow_feature"] == pytest.approx(0.01 * feature, rel=1e-5)
+    # The teacher's own 32-channel heads train (through the feature term), with the teacher's optimiser.
+    assert any(not torch.equal(a, b) for a, b in zip(heads, distiller.teacher.heads_out.parameters()))
+
+
+@pytest.mark.parametrize("schedule, student_steps, teacher_steps", [("released", 8, 8), ("full", 4, 4)])
+def test_schedules(data, tmp_path, schedule, student_steps, teacher_steps):
+    distiller = _distiller(data, tmp_path, **{"optim.schedule": schedule})
+    assert distiller.sched_student.T_max == student_steps and distiller.sched_teacher.T_max == teacher_steps
+    for _ in range(4):  # each model steps on half of the run's 8 steps
+        distiller.opt_student.step()
+        distiller.opt_teacher.step()
+        distiller.sched_student.step()
+        distiller.sched_teacher.step()
+    lr_min, teacher_lr = distiller.config.optim.lr_min, distiller.config.optim.teacher_lr
+    expected = lr_min + (teacher_lr - lr_min) / 2 if schedule == "released" else lr_min
+    assert distiller.opt_teacher.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def labels(data) -> Path:
+    """Per-pixel labels for the synthetic training pairs: class 1 in one small square, 255 (ignored) in a band."""
+    root = data["base"] / "labels"
+    root.mkdir(exist_ok=True)
+    for ir_file in sorted((data["train"] / "ir").iterdir()):
+        height, width = cv2.imread(str(ir_file), cv2.IMREAD_UNCHANGED).shape[:2]
+        label = np.zeros((height, width), np.uint8)
+        label[height - 10:height - 4, width - 10:width - 4] = 1
+        label[:3] = 255
+        cv2.imwrite(str(root / f"{ir_file.stem}.png"), label)
+    return root
+
+
+def _segmentation(labels: Path, **extra) -> dict[str, str]:
+    values = {"labels": str(labels), "classes": 2, **extra}
+    return {"teacher.segmentation": "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"}
+
+
+def test_segmentation_term_with_our_network_and_crops_around_labels(data, labels, tmp_path):
+    distiller = _distiller(data, tmp_path, **{"data.crop": "[32, 32]", **_segmentation(labels)})
+    for _ in range(4):  # every crop holds some of the one small labelled square
+        crops = distiller.sampler.sample(4)
+        assert all(bool((label == 1).any()) for label in crops["labels"])
+    before = [p.detach().clone() for p in distiller.segmentation.net.parameters()]
+    values = distiller.teacher_step()
+    assert values["teacher/segmentation"] > 0 and np.isfinite(values["teacher/loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, distiller.segmentation.net.parameters()))
+
+
+def test_segmentation_term_with_a_torchscript_model(data, labels, tmp_path):
+    model_file = tmp_path / "seg.pt"
+    torch.jit.script(torch.nn.Conv2d(3, 2, 3, padding=1)).save(str(model_file))
+    distiller = _distiller(data, tmp_path, **_segmentation(labels, model=model_file))
+    frozen = [p.detach().clone() for p in distiller.segmentation.net.parameters()]
+    teacher = [p.detach().clone() for p in distiller.teacher.parameters()]
+    values = distiller.teacher_step()
+    assert values["teacher/segmentation"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(frozen, distiller.segmentation.net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(teacher, distiller.teacher.parameters()))
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"sam.keep": "40"}, "sam.keep: expected the number of masks kept per image, 1..32"),
+    ({"teacher.patches": "21"}, "teacher.patches: expected 1..sam.keep (20)"),
+    ({"optim.schedule": "cosine"}, "optim.schedule 'cosine'; expected one of released, full"),
+    ({"teacher.segmentation": "{labels: /no/such/labels, classes: 2}"}, "teacher.segmentation.labels: /no/such"),
+    ({"teacher.segmentation.weight": "0.3", "teacher.segmentation.labels": "."},
+     "teacher.segmentation.classes: expected the number of classes"),
+    ({"teacher.segmentation": "{labels: ., classes: 2, model: /no/model.pt}"}, "teacher.segmentation.model"),
+])
+def test_bad_method_settings_are_refused_with_their_key(data, tmp_path, extra, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(SMOKE, smoke_overrides(data, tmp_path, **extra))
+    assert message in str(caught.value)
+
+
+def test_bad_labels_are_named(data, labels, tmp_path):
+    bad = tmp_path / "bad_labels"
+    bad.mkdir()
+    for label in labels.iterdir():
+        image = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+        image[20, 20] = 7
+        cv2.imwrite(str(bad / label.name), image)
+    with pytest.raises(ConfigError, match="teacher.segmentation.classes: .* holds class 7"):
+        _distiller(data, tmp_path, **_segmentation(bad))
+    (bad / labels.iterdir().__next__().name).unlink()
+    with pytest.raises(ConfigError, match="teacher.segmentation.labels: no readable label"):
+        _distiller(data, tmp_path, **_segmentation(bad))
+
+
+EVALUATION_SETS = ("tno25", "roadscene221", "m3fd_sage6")
+
+
+@pytest.mark.parametrize("config_file", sorted((REPO / "training" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_no_training_config_trains_or_validates_on_an_evaluation_set(config_file):
+    import yaml
+
+    data_section = (yaml.safe_load(config_file.read_text()) or {}).get("data", {})
+    used = [str(f) for f in data_section.get("train", [])] + [str(data_section.get("val") or "")]
+    assert not [f for f in used if any(name in f for name in EVALUATION_SETS)], used
+    assert data_section.get("holdout", 0) > 0  # validation on the training data's held-out end

@@ -15,8 +15,12 @@ import yaml
 from sage_core.errors import ConfigError
 from sage_core.train.losses import TripletWeights
 from sage_core.train.sam_priors import GeneratorSettings
+from sage_core.train.segmentation import SegmentationConfig, check_segmentation
 
 TEACHER_KINDS = ("spa", "sage-official", "none")
+SCHEDULES = ("released", "full")
+#: The most SAM masks per image training can pack (bit planes of one 32-bit integer).
+MAX_MASK_PLANES = 32
 
 
 @dataclass
@@ -43,6 +47,7 @@ class TeacherConfig:
     patches: int = 4
     heads: int = 2
     pool: int = 4
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)  # off unless labels are given
 
 
 @dataclass
@@ -75,6 +80,10 @@ class OptimConfig:
     teacher_lr: float = 5e-4
     student_lr: float = 2e-3
     lr_min: float = 1e-5
+    # released: each cosine schedule spans all steps while each model steps on half of them, so in a
+    # bi-level run each learning rate ends about halfway down (as in the released run); full: each
+    # schedule spans its own model's steps and ends at lr_min.
+    schedule: str = "released"
 
 
 @dataclass
@@ -170,5 +179,21 @@ def check_config(c: DistillConfig) -> None:
             "refusing to train with a randomly initialised SAM (sam.variant tiny): its masks and features carry "
             "no semantics, so the teacher would learn nothing from them. Give sam.variant and sam.checkpoint of a "
             "real SAM, or pass --allow-random-sam (smoke tests only)")
+    if c.optim.schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule {c.optim.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    _check_masks(c)
+    if c.teacher.segmentation.enabled and c.teacher.kind != "spa":
+        raise ConfigError("teacher.segmentation is a term of the SPA teacher's loss (teacher.kind spa)")
+    check_segmentation(c.teacher.segmentation)
     build_section(TripletWeights, c.loss.triplet, "loss.triplet")
     build_section(GeneratorSettings, c.sam.generator, "sam.generator")
+
+
+def _check_masks(c: DistillConfig) -> None:
+    """The masks kept per image (sam.keep) are what training packs and picks the K patches from."""
+    if not isinstance(c.sam.keep, int) or not 1 <= c.sam.keep <= MAX_MASK_PLANES:
+        raise ConfigError(f"sam.keep: expected the number of masks kept per image, 1..{MAX_MASK_PLANES}, "
+                          f"got {c.sam.keep!r}")
+    if not isinstance(c.teacher.patches, int) or not 1 <= c.teacher.patches <= c.sam.keep:
+        raise ConfigError(f"teacher.patches: expected 1..sam.keep ({c.sam.keep}) semantic patches per modality, "
+                          f"got {c.teacher.patches!r}")

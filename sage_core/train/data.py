@@ -19,38 +19,44 @@ from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.errors import ConfigError
 from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.models import FusionModel
-from sage_core.train.config import DistillConfig, build_section
+from sage_core.train.config import MAX_MASK_PLANES, DistillConfig, build_section
 from sage_core.train.sam_priors import GeneratorSettings, MaskCache, image_digest, load_sam, sam_inputs
+from sage_core.train.segmentation import LabelSource
 
-#: Masks kept per image in memory, as bit planes of one uint8 array.
-MASK_PLANES = 8
-
-
-def _pack_masks(masks: np.ndarray) -> np.ndarray:
-    """Up to MASK_PLANES masks (largest first) as bit planes of one uint8 H x W array."""
-    packed = np.zeros(masks.shape[1:], np.uint8)
-    for bit, mask in enumerate(masks[:MASK_PLANES]):
-        packed |= mask.astype(np.uint8) << bit
-    return packed
+#: Integer types of one packed mask array by planes: (bits, unsigned, stored). 16 and 32 bits are stored
+#: signed because torch shifts signed integers; the top bit is then the sign, and shifts still read it.
+_PACK_TYPES = ((8, np.uint8, np.uint8), (16, np.uint16, np.int16), (32, np.uint32, np.int32))
 
 
-def unpack_masks(packed: torch.Tensor, k: int, min_pixels: int = 16) -> torch.Tensor:
+def pack_masks(masks: np.ndarray, planes: int) -> np.ndarray:
+    """Up to ``planes`` masks (largest first) as bit planes of one H x W integer array (8, 16 or 32 bits)."""
+    for bits, unsigned, stored in _PACK_TYPES:
+        if planes <= bits:
+            packed = np.zeros(masks.shape[1:], np.int64)
+            for bit, mask in enumerate(masks[:planes]):
+                packed |= mask.astype(np.int64) << bit
+            return packed.astype(unsigned).view(stored)
+    raise ConfigError(f"sam.keep: expected at most {MAX_MASK_PLANES} masks per image, got {planes}")
+
+
+def unpack_masks(packed: torch.Tensor, k: int, planes: int, min_pixels: int = 16) -> torch.Tensor:
     """Packed crops ``(N, 1, h, w)`` -> ``(N, K, h, w)`` float: the first K masks non-empty in each crop,
     padded with all-ones (the unmasked source) when fewer."""
-    bits = torch.stack([(packed[:, 0] >> b) & 1 for b in range(MASK_PLANES)], dim=1).float()  # (N, P, h, w)
+    bits = torch.stack([(packed[:, 0].long() >> b) & 1 for b in range(planes)], dim=1).float()  # (N, P, h, w)
     out = torch.ones(packed.shape[0], k, *packed.shape[2:])
     for n in range(packed.shape[0]):
-        present = [b for b in range(MASK_PLANES) if bits[n, b].sum() >= min_pixels][:k]
+        present = [b for b in range(planes) if bits[n, b].sum() >= min_pixels][:k]
         for slot, b in enumerate(present):
             out[n, slot] = bits[n, b]
     return out
 
 
 def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | None, rank: int = 0, world: int = 1,
-                        progress: bool = True, teacher_outputs: TeacherOutputCache | None = None
-                        ) -> tuple[list[tuple], list[str]]:
-    """(Y, ir[, teacher output][, ir mask bits, vis mask bits]) per image of this process's shard
-    (every world-th pair).
+                        progress: bool = True, teacher_outputs: TeacherOutputCache | None = None,
+                        labels: LabelSource | None = None) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Named H x W planes per image of this process's shard (every world-th pair): ``y``, ``ir``, and
+    ``reference`` (a frozen teacher's output), ``ir_masks``/``vis_masks`` (packed SAM masks),
+    ``cr``/``cb``/``labels`` (segmentation term) when those are configured.
 
     Every image is checked against the crop size before SAM runs on any. SAM masks come from the
     cache, so SAM runs once per image across epochs and runs.
@@ -64,14 +70,18 @@ def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | N
         raise ConfigError(f"data.crop: crop {crop[0]}x{crop[1]} (H x W) is larger than {len(small)} training "
                           f"image(s), the first {small[0]}")
     items = []
-    for ir, vis in tqdm(images, desc="preparing training pairs" + (" + SAM masks" if cache else ""), unit="pair",
-                        disable=not progress):
-        planes: tuple = (vis_to_luma_chroma(vis).y, ir_to_gray(ir))
+    for pair, (ir, vis) in tqdm(list(zip(chosen, images)), desc="preparing training pairs" + (
+            " + SAM masks" if cache else ""), unit="pair", disable=not progress):
+        luma = vis_to_luma_chroma(vis)
+        planes = {"y": luma.y, "ir": ir_to_gray(ir)}
         if teacher_outputs is not None:
-            planes += (teacher_outputs.output(*planes),)
+            planes["reference"] = teacher_outputs.output(planes["y"], planes["ir"])
         if cache is not None:
             ir8, vis_rgb = sam_inputs(ir, vis)
-            planes += (_pack_masks(cache.masks(ir8)), _pack_masks(cache.masks(vis_rgb)))
+            planes["ir_masks"] = pack_masks(cache.masks(ir8), cache.keep)
+            planes["vis_masks"] = pack_masks(cache.masks(vis_rgb), cache.keep)
+        if labels is not None:
+            planes.update(cr=luma.cr, cb=luma.cb, labels=labels.read(pair, planes["y"].shape))
         items.append(planes)
     return items, [str(p.ir) for p in chosen]
 
@@ -127,41 +137,3 @@ def mask_cache(config: DistillConfig) -> MaskCache:
     return MaskCache(config.sam.cache_dir, sam, build_section(GeneratorSettings, config.sam.generator, "sam.generator"),
                      keep=config.sam.keep)
 
-
-
-
-class CropSampler:
-    """Random crops with horizontal flips from in-memory images, as ``(N, 1, h, w)`` tensors.
-
-    Each item is a tuple of aligned H x W planes (luminance, thermal, and any extra
-    planes such as packed SAM masks); every plane gets the same crop and flip.
-    ``indices`` restricts sampling to a shard of the items (distributed training).
-    """
-
-    def __init__(self, items: list[tuple[np.ndarray, ...]], crop: int | tuple[int, int], seed: int = 0,
-                 indices: list[int] | None = None) -> None:
-        self.crop_h, self.crop_w = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
-        small = [i for i, planes in enumerate(items)
-                 if planes[0].shape[0] < self.crop_h or planes[0].shape[1] < self.crop_w]
-        if small:
-            h, w = items[small[0]][0].shape
-            raise ValueError(f"crop {self.crop_h}x{self.crop_w} (H x W) is larger than {len(small)} training "
-                             f"image(s), the first of size {h}x{w}")
-        self.items = items
-        self.indices = list(range(len(items))) if indices is None else list(indices)
-        if not self.indices:
-            raise ValueError("no training images to sample from (empty shard)")
-        self.rng = np.random.default_rng(seed)
-
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        crops: list[list[np.ndarray]] = [[] for _ in self.items[self.indices[0]]]
-        for position in self.rng.integers(0, len(self.indices), batch_size):
-            planes = self.items[self.indices[position]]
-            height, width = planes[0].shape
-            top = self.rng.integers(0, height - self.crop_h + 1)
-            left = self.rng.integers(0, width - self.crop_w + 1)
-            flip = self.rng.random() < 0.5
-            for out, plane in zip(crops, planes):
-                window = plane[top:top + self.crop_h, left:left + self.crop_w]
-                out.append(window[:, ::-1] if flip else window)
-        return tuple(torch.from_numpy(np.ascontiguousarray(np.stack(c)[:, None])) for c in crops)

@@ -2,12 +2,12 @@
 
 Batches alternate between the two levels when the teacher trains (``teacher.kind: spa``):
 
-- lower level, student step: teacher frozen; triplet loss = feature (cosine through 1x1
-  projections) + pixel (fusion and teacher-following terms) + contrastive semantic
-  (SAM features inside each mask: teacher positive, source negative);
-- upper level, teacher step: teacher loss + ``follow`` x the student's pixel loss with roles
-  swapped + ``follow_feature`` x the feature loss, pulling the teacher towards outputs the
-  student can reproduce.
+- lower level, student step: teacher frozen; triplet loss = feature (whole-map cosine against the
+  teacher's own 32-channel heads) + pixel (fusion and teacher-following terms) + contrastive
+  semantic (SAM features inside each semantic patch: teacher positive, source negative);
+- upper level, teacher step: teacher loss (+ the segmentation term when labels are configured)
+  + ``follow`` x the student's pixel and contrastive loss with roles swapped + ``follow_feature``
+  x the feature loss, pulling the teacher towards outputs the student can reproduce.
 
 ``teacher.kind: sage-official`` uses the released student as a frozen teacher (no SAM),
 ``teacher.kind: none`` trains the student on the fusion terms alone. One process or many
@@ -38,11 +38,12 @@ from sage_core.models import FusionModel, SPATeacher, build_model
 from sage_core.options import resolve_device
 from sage_core.train import state
 from sage_core.train.config import DistillConfig, build_section
-from sage_core.train.data import (CropSampler, TeacherOutputCache, load_training_items, mask_cache, training_pairs,
-                                  unpack_masks, validation_pairs)
-from sage_core.train.losses import (FeatureProjections, TripletWeights, contrastive_loss, feature_loss, pixel_loss,
-                                    teacher_loss)
+from sage_core.train.crops import Batch, CropSampler, make_batch
+from sage_core.train.data import TeacherOutputCache, load_training_items, mask_cache, training_pairs, validation_pairs
+from sage_core.train.losses import FeatureProjections, TripletWeights, feature_loss, features_match, teacher_loss, \
+    triplet_terms
 from sage_core.train.sam_priors import SamFeatures
+from sage_core.train.segmentation import LabelSource, SegmentationTerm
 
 VALIDATION_METRICS = ("VIF", "Qabf", "SSIM", "MI")
 
@@ -106,6 +107,8 @@ class Distiller:
         if c.teacher.kind == "spa":
             self.cache = mask_cache(c)
             self.phi = SamFeatures(self.cache.sam, c.sam.feature_blocks).to(self.device)
+        seg = c.teacher.segmentation
+        self.segmentation = SegmentationTerm(seg, self.device) if seg.enabled else None
 
     def _build_data(self) -> None:
         """Each process loads its shard of the training images; the frozen teacher's outputs are cached."""
@@ -114,25 +117,38 @@ class Distiller:
         if c.teacher.kind == "sage-official" and c.teacher.output_cache:
             self.teacher_outputs = TeacherOutputCache(c.teacher.output_cache, self.teacher, c.teacher.checkpoint,
                                                       self.device)
+        seg = c.teacher.segmentation
         items, self.train_files = load_training_items(training_pairs(c), tuple(c.data.crop), self.cache,
-                                                      self.rank, self.world, self.progress, self.teacher_outputs)
-        self.sampler = CropSampler(items, tuple(c.data.crop), seed=c.run.seed + self.rank)
+                                                      self.rank, self.world, self.progress, self.teacher_outputs,
+                                                      LabelSource(seg) if seg.enabled else None)
+        # With labels, crops are cut around labelled regions so the segmentation term sees them.
+        self.sampler = CropSampler(items, tuple(c.data.crop), seed=c.run.seed + self.rank,
+                                   focus="labels" if seg.enabled else None, ignore=seg.ignore_index)
         self.val_pairs = validation_pairs(c)
+
+    def _build_projections(self) -> None:
+        """The feature loss compares the student's maps with the teacher's heads one to one (as released);
+        a student whose maps do not match them gets 1x1 projections, trained with the student."""
+        self.projections = None
+        if self.teacher is None or self.teacher_outputs is not None:
+            return
+        with torch.no_grad():
+            probe = torch.zeros(1, 1, 64, 64, device=self.device)
+            t_shapes = [f.shape for f in self.teacher.forward_features(probe, probe)[1]]
+            s_shapes = [f.shape for f in self.student.forward_features(probe, probe)[1]]
+        if not features_match(s_shapes, t_shapes):
+            self.projections = FeatureProjections([t[1] for t in t_shapes], [s[1] for s in s_shapes]).to(self.device)
 
     def _build_optimisers(self) -> None:
         c = self.config
-        self.projections = None  # for the feature loss: shapes from one dry run on a small input
-        if self.teacher is not None and self.teacher_outputs is None:
-            with torch.no_grad():
-                probe = torch.zeros(1, 1, 32, 32, device=self.device)
-                t_ch = [f.shape[1] for f in self.teacher.forward_features(probe, probe)[1]]
-                s_ch = [f.shape[1] for f in self.student.forward_features(probe, probe)[1]]
-            self.projections = FeatureProjections(t_ch, s_ch).to(self.device)
+        self._build_projections()
         self.student_params = list(self.student.parameters()) + (list(self.projections.parameters())
                                                                  if self.projections else [])
-        # Bi-level: even steps train the student, odd steps the teacher; each schedule spans its own steps.
+        # Bi-level: even steps train the student, odd steps the teacher. "released": each schedule spans
+        # all steps (each model then ends about halfway down its curve); "full": each spans its own steps.
         bilevel = c.teacher.kind == "spa"
-        student_steps = math.ceil(c.run.steps / 2) if bilevel else c.run.steps
+        released = c.optim.schedule == "released"
+        student_steps = c.run.steps if released or not bilevel else math.ceil(c.run.steps / 2)
         self.opt_student = torch.optim.Adam(self.student_params, lr=c.optim.student_lr)
         self.sched_student = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt_student, student_steps,
                                                                          eta_min=c.optim.lr_min)
@@ -140,46 +156,40 @@ class Distiller:
         if bilevel:
             self.opt_teacher = torch.optim.Adam(self.teacher.parameters(), lr=c.optim.teacher_lr)
             self.sched_teacher = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.opt_teacher, max(1, c.run.steps // 2), eta_min=c.optim.lr_min)
+                self.opt_teacher, c.run.steps if released else max(1, c.run.steps // 2), eta_min=c.optim.lr_min)
         if self.world > 1:  # identical start on every process
-            for module in (self.student, self.projections, self.teacher):
+            modules = (self.student, self.projections, self.teacher, self.segmentation and self.segmentation.net)
+            for module in modules:
                 if module is not None:
                     for tensor in module.state_dict().values():
                         dist.broadcast(tensor, 0)
 
     # ----- one batch --------------------------------------------------------------------------------
 
-    def _batch(self):
-        """(Y, ir, ir masks, vis masks, cached teacher output); absent parts are None."""
-        planes = [t.to(self.device) for t in self.sampler.sample(self.config.data.batch_size)]
-        y, ir, rest = planes[0], planes[1], planes[2:]
-        reference = rest.pop(0) if self.teacher_outputs is not None else None
-        if rest:
-            k = self.config.teacher.patches
-            return y, ir, unpack_masks(rest[0].cpu(), k).to(self.device), unpack_masks(rest[1].cpu(), k).to(
-                self.device), reference
-        return y, ir, None, None, reference
+    def _batch(self) -> Batch:
+        crops = self.sampler.sample(self.config.data.batch_size)
+        return make_batch(crops, self.config.teacher.patches, self.config.sam.keep, self.device)
 
-    def _teacher_out(self, y, ir, m_ir, m_vis):
+    def _teacher_out(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.config.teacher.kind == "spa":  # semantic patches: each source times its K masks
-            return self.teacher.forward_features(y, ir, ir * m_ir, y * m_vis)
-        return self.teacher.forward_features(y, ir)
+            return self.teacher.forward_features(batch.y, batch.ir, batch.ir_patches, batch.vis_patches)
+        return self.teacher.forward_features(batch.y, batch.ir)
+
+    def _patches(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return None if batch.ir_patches is None else (batch.ir_patches, batch.vis_patches)
 
     def student_step(self) -> dict[str, float]:
-        y, ir, m_ir, m_vis, reference = self._batch()
+        batch = self._batch()
         self.student.train()
-        t_feats = None
+        reference, t_feats = batch.reference, None
         if self.teacher is not None and reference is None:
             self.teacher.eval()
             with torch.no_grad():
-                reference, t_feats = self._teacher_out(y, ir, m_ir, m_vis)
-        fused, s_feats = self.student.forward_features(y, ir)
-        terms = {"pixel": pixel_loss(fused, y, ir, reference, self.weights)}
+                reference, t_feats = self._teacher_out(batch)
+        fused, s_feats = self.student.forward_features(batch.y, batch.ir)
+        terms = triplet_terms(fused, reference, batch.y, batch.ir, self._patches(batch), self.phi, self.weights)
         if t_feats is not None:
             terms["feature"] = self.weights.feature * feature_loss(s_feats, t_feats, self.projections)
-        if self.phi is not None and self.weights.contrastive:
-            terms["contrastive"] = self.weights.contrastive * contrastive_loss(
-                fused, reference, [ir, y], [m_ir, m_vis], self.phi)
         loss = sum(terms.values())
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
@@ -189,24 +199,31 @@ class Distiller:
         return {"student/loss": float(loss.detach()), **{f"student/{k}": float(v.detach()) for k, v in terms.items()}}
 
     def teacher_step(self) -> dict[str, float]:
-        y, ir, m_ir, m_vis, _ = self._batch()
+        batch = self._batch()
         self.teacher.train()
         self.student.eval()
         with torch.no_grad():
-            fused, s_feats = self.student.forward_features(y, ir)
-        reference, t_feats = self._teacher_out(y, ir, m_ir, m_vis)
-        own = teacher_loss(reference, y, ir)
-        follow = self.config.loss.follow * pixel_loss(reference, y, ir, fused, self.weights)
-        follow_feature = self.config.loss.follow_feature * feature_loss(s_feats, t_feats, self.projections)
-        loss = own + follow + follow_feature
+            fused, s_feats = self.student.forward_features(batch.y, batch.ir)
+        reference, t_feats = self._teacher_out(batch)
+        terms = {"own": teacher_loss(reference, batch.y, batch.ir)}
+        if self.segmentation is not None:
+            terms["segmentation"] = self.segmentation.loss(reference, batch.cr, batch.cb, batch.labels)
+        # Follow: the student's loss (contrastive included) with the teacher's output in the student's place.
+        follow = triplet_terms(reference, fused, batch.y, batch.ir, self._patches(batch), self.phi, self.weights)
+        terms["follow"] = self.config.loss.follow * sum(follow.values())
+        terms["follow_feature"] = self.config.loss.follow_feature * feature_loss(s_feats, t_feats, self.projections)
+        loss = sum(terms.values())
         self.opt_teacher.zero_grad(set_to_none=True)
         loss.backward()
         _all_reduce_grads(list(self.teacher.parameters()), self.world)
         self.opt_teacher.step()
         self.sched_teacher.step()
+        if self.segmentation is not None:
+            if self.segmentation.optimiser is not None:
+                _all_reduce_grads(list(self.segmentation.net.parameters()), self.world)
+            self.segmentation.step()
         self.opt_student.zero_grad(set_to_none=True)  # the projections' gradients from this step are not used
-        return {"teacher/loss": float(loss.detach()), "teacher/own": float(own.detach()),
-                "teacher/follow": float(follow.detach()), "teacher/follow_feature": float(follow_feature.detach())}
+        return {"teacher/loss": float(loss.detach()), **{f"teacher/{k}": float(v.detach()) for k, v in terms.items()}}
 
     # ----- validation and logging -------------------------------------------------------------------
 
@@ -235,13 +252,13 @@ class Distiller:
     def _sample_images(self) -> None:
         if self.rank != 0 or self.writer is None:
             return
-        y, ir, m_ir, m_vis, reference = self._batch()
+        batch = self._batch()
         with torch.no_grad():
-            panels = [ir, y, self.student(y, ir).clamp(0, 1)]
-            if reference is not None:
-                panels.append(reference.clamp(0, 1))
+            panels = [batch.ir, batch.y, self.student(batch.y, batch.ir).clamp(0, 1)]
+            if batch.reference is not None:
+                panels.append(batch.reference.clamp(0, 1))
             elif self.teacher is not None:
-                panels.append(self._teacher_out(y, ir, m_ir, m_vis)[0].clamp(0, 1))
+                panels.append(self._teacher_out(batch)[0].clamp(0, 1))
         self.writer.add_images("samples/ir|vis|student|teacher", torch.cat(panels, dim=3), self.step)
 
     def save(self, final: bool = False) -> None:

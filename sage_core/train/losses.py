@@ -30,14 +30,9 @@ def max_gradient_loss(fused: torch.Tensor, y: torch.Tensor, ir: torch.Tensor) ->
 
 # ----- SAGE teacher and student (triplet) losses -------------------------------------------------------
 
-def teacher_loss(fused: torch.Tensor, y: torch.Tensor, ir: torch.Tensor,
-                 segmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 segmentation_weight: float = 0.3) -> torch.Tensor:
-    """``MSE(F, Y) + MSE(F, ir) + 2 L_grad`` (+ a pluggable segmentation term, off by default)."""
-    loss = F.mse_loss(fused, y) + F.mse_loss(fused, ir) + 2.0 * max_gradient_loss(fused, y, ir)
-    if segmentation is not None:
-        loss = loss + segmentation_weight * segmentation(fused)
-    return loss
+def teacher_loss(fused: torch.Tensor, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """``MSE(F, Y) + MSE(F, ir) + 2 L_grad``; the segmentation term is :mod:`sage_core.train.segmentation`'s."""
+    return F.mse_loss(fused, y) + F.mse_loss(fused, ir) + 2.0 * max_gradient_loss(fused, y, ir)
 
 
 @dataclass
@@ -72,8 +67,9 @@ def pixel_loss(fused: torch.Tensor, y: torch.Tensor, ir: torch.Tensor, reference
 class FeatureProjections(torch.nn.Module):
     """1x1 convolutions taking teacher features to the student's widths, one per student feature map.
 
-    Student map ``i`` of ``n`` is paired with teacher map ``round(i * (m - 1) / (n - 1))`` of ``m``,
-    so students with fewer (or more) maps than the teacher still get a spread of targets.
+    Only for students whose feature maps do not match the teacher's 32-channel heads map for map
+    (ours; the released student matches and needs none). Student map ``i`` of ``n`` is paired with
+    teacher map ``round(i * (m - 1) / (n - 1))`` of ``m``.
     """
 
     def __init__(self, teacher_channels: list[int], student_channels: list[int]) -> None:
@@ -93,31 +89,65 @@ class FeatureProjections(torch.nn.Module):
         return out
 
 
+def features_match(student_shapes: list[torch.Size], teacher_shapes: list[torch.Size]) -> bool:
+    """True when the student's feature maps pair one to one with the teacher's heads (no projection)."""
+    return len(student_shapes) == len(teacher_shapes) and all(
+        s[1:] == t[1:] for s, t in zip(student_shapes, teacher_shapes))
+
+
 def feature_loss(student_features: list[torch.Tensor], teacher_features: list[torch.Tensor],
-                 projections: FeatureProjections) -> torch.Tensor:
-    """Sum over the student's maps of ``1 - cos(student_i, proj_i(teacher_i))``, cosine over channels."""
-    projected = projections(teacher_features, [f.shape[2:] for f in student_features])
-    return sum((1.0 - F.cosine_similarity(s, t, dim=1)).mean() for s, t in zip(student_features, projected))
+                 projections: FeatureProjections | None = None) -> torch.Tensor:
+    """Sum over the feature pairs of ``1 - cos(student_i, teacher_i)``, the cosine taken over each
+    whole flattened map (one number per sample, averaged over the batch), as released.
+
+    ``projections`` maps the teacher's heads to a student whose maps do not match them.
+    """
+    if projections is not None:
+        teacher_features = projections(teacher_features, [f.shape[2:] for f in student_features])
+    return sum(1.0 - F.cosine_similarity(s.flatten(1), t.flatten(1), dim=1).mean()
+               for s, t in zip(student_features, teacher_features))
 
 
-def _normalised_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """RMS distance of instance-normalised feature maps, per sample."""
-    a, b = F.instance_norm(a), F.instance_norm(b)
-    return (a - b).pow(2).flatten(1).mean(1).add(1e-12).sqrt()
+def semantic_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """D(a, b): sum over feature maps of the L2 norm (whole tensor) of the difference of the
+    instance-normalised features."""
+    return sum(torch.linalg.vector_norm(F.instance_norm(x) - F.instance_norm(y)) for x, y in zip(a, b))
 
 
 def contrastive_loss(fused: torch.Tensor, reference: torch.Tensor, sources: list[torch.Tensor],
-                     masks: list[torch.Tensor], phi: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """For each mask ``m`` of each modality ``S``: ``D(phi(R m), phi(F m)) / D(phi(S m), phi(F m))``.
+                     patches: list[torch.Tensor], phi: Callable[[torch.Tensor], list[torch.Tensor]]) -> torch.Tensor:
+    """Sum over the K semantic patches ``P`` of each modality ``S``: ``D(R P, F P) / (D(S P, F P) + 1e-7)``.
 
-    Pulls the student towards the teacher (positive) and away from the raw source
-    (negative) inside each semantic region. ``masks[i]`` is ``(N, K, H, W)`` for ``sources[i]``.
+    ``patches[i]`` is ``(N, K, H, W)``: the intensity patches ``S * m`` the teacher gets (not binary
+    masks). Pulls the student towards the teacher (positive) and away from the raw source
+    (negative) inside each semantic region. A patch empty across the batch adds nothing. Unscaled:
+    the released 1/3000 is ``TripletWeights.contrastive``.
     """
     total = fused.new_zeros(())
-    for source, mask in zip(sources, masks):
-        n, k = mask.shape[:2]
-        flat = mask.reshape(n * k, 1, *mask.shape[2:])
-        # Every image repeated once per mask, then masked: (N * K, 1, H, W).
-        f_feat, r_feat, s_feat = (phi(x.repeat_interleave(k, dim=0) * flat) for x in (fused, reference, source))
-        total = total + (_normalised_distance(r_feat, f_feat) / (_normalised_distance(s_feat, f_feat) + 1e-6)).mean()
+    for source, patch in zip(sources, patches):
+        n, k = patch.shape[:2]
+        stacked = torch.stack((fused, reference, source))  # (3, N, 1, H, W)
+        # All K patches of the three images in one pass: (K * 3 * N, 1, H, W); instance norm is per sample.
+        masked = (stacked[None] * patch.transpose(0, 1)[:, None, :, None]).flatten(0, 2)
+        feats = [f.reshape(k, 3, n, *f.shape[1:]) for f in phi(masked)]
+        for slot in range(k):
+            if not torch.count_nonzero(patch[:, slot]):
+                continue
+            f_p, r_p, s_p = ([f[slot, role] for f in feats] for role in range(3))
+            total = total + semantic_distance(r_p, f_p) / (semantic_distance(s_p, f_p) + 1e-7)
     return total
+
+
+def triplet_terms(fused: torch.Tensor, reference: torch.Tensor | None, y: torch.Tensor, ir: torch.Tensor,
+                  patches: tuple[torch.Tensor, torch.Tensor] | None,
+                  phi: Callable[[torch.Tensor], list[torch.Tensor]] | None,
+                  w: TripletWeights) -> dict[str, torch.Tensor]:
+    """The released student loss without its feature term: ``pixel`` (3 L_fuse + 3 L_grad) and, with SAM
+    features and patches ``(ir patches, vis patches)``, ``contrastive`` (already times ``w.contrastive``).
+
+    The teacher's follow term is the same with the roles swapped (teacher output as ``fused``).
+    """
+    terms = {"pixel": pixel_loss(fused, y, ir, reference, w)}
+    if phi is not None and patches is not None and reference is not None and w.contrastive:
+        terms["contrastive"] = w.contrastive * contrastive_loss(fused, reference, [ir, y], list(patches), phi)
+    return terms

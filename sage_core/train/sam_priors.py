@@ -206,33 +206,34 @@ def sam_inputs(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 # ----- features for the contrastive loss ---------------------------------------------------------------
 
 class SamFeatures(nn.Module):
-    """The first ``blocks`` blocks of SAM's image encoder, frozen, on gray inputs of any size.
+    """SAM's patch embedding and first ``blocks`` encoder blocks, frozen: the ``phi`` of the contrastive loss.
 
-    The absolute position embedding is resized to the input's patch grid, so crops
-    need not be SAM's 1024x1024 (window-attention blocks are size-agnostic).
+    As released: the [0, 1] gray image repeated to 3 channels, without SAM's pixel normalisation,
+    and every block's output is returned (two blocks for ViT-B). The absolute position embedding
+    is resized to the input's patch grid, so crops need not be SAM's 1024x1024 (window-attention
+    blocks are size-agnostic).
     """
 
     def __init__(self, sam: SamModel, blocks: int = 2) -> None:
         super().__init__()
         encoder = sam.sam.image_encoder
         if not 1 <= blocks <= len(encoder.blocks):
-            raise SamError(f"sam feature blocks must be in 1..{len(encoder.blocks)}, got {blocks}")
+            raise SamError(f"sam.feature_blocks must be in 1..{len(encoder.blocks)}, got {blocks}")
         self.patch_embed = encoder.patch_embed
         self.pos_embed = encoder.pos_embed
         self.blocks = nn.ModuleList(encoder.blocks[:blocks])
-        self.register_buffer("mean", sam.sam.pixel_mean.detach().clone().view(1, 3, 1, 1) / 255.0, persistent=False)
-        self.register_buffer("std", sam.sam.pixel_std.detach().clone().view(1, 3, 1, 1) / 255.0, persistent=False)
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, H, W)`` in [0, 1] -> features ``(N, C, H/16, W/16)``."""
-        x = (gray.expand(-1, 3, -1, -1) - self.mean) / self.std
-        x = self.patch_embed(x)  # (N, h, w, C)
+    def forward(self, gray: torch.Tensor) -> list[torch.Tensor]:
+        """``(N, 1, H, W)`` in [0, 1] -> each block's features ``(N, C, H/16, W/16)``."""
+        x = self.patch_embed(gray.expand(-1, 3, -1, -1))  # (N, h, w, C)
         if self.pos_embed is not None:
             pos = self.pos_embed.permute(0, 3, 1, 2)
             pos = F.interpolate(pos, size=x.shape[1:3], mode="bilinear", align_corners=False)
             x = x + pos.permute(0, 2, 3, 1)
+        outputs = []
         for block in self.blocks:
             x = block(x)
-        return x.permute(0, 3, 1, 2)
+            outputs.append(x.permute(0, 3, 1, 2))
+        return outputs

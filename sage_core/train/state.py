@@ -36,6 +36,7 @@ def save(run: Distiller, final: bool = False) -> None:
         "opt_student": run.opt_student.state_dict(), "sched_student": run.sched_student.state_dict(),
         "opt_teacher": run.opt_teacher.state_dict() if run.opt_teacher else None,
         "sched_teacher": run.sched_teacher.state_dict() if run.sched_teacher else None,
+        "segmentation": run.segmentation.state_dict() if run.segmentation else None,
         "sampler_rng": json.dumps(run.sampler.rng.bit_generator.state),
         "torch_rng": torch.get_rng_state(), "history": json.dumps(run.history),
     }
@@ -62,6 +63,8 @@ def resume(run: Distiller) -> None:
         run.teacher.load_state_dict(saved["teacher"])
         run.opt_teacher.load_state_dict(saved["opt_teacher"])
         _load_schedule(run.sched_teacher, saved["sched_teacher"])
+    if run.segmentation is not None:
+        run.segmentation.load_state_dict(saved.get("segmentation"))
     run.opt_student.load_state_dict(saved["opt_student"])
     _load_schedule(run.sched_student, saved["sched_student"])
     run.sampler.rng.bit_generator.state = json.loads(saved["sampler_rng"])
