@@ -5,7 +5,8 @@ worker both record); :func:`assess_health` turns the node's state into a level a
 
 - ERROR: inference failed on the latest frame (within :data:`FAILURE_MEMORY_S`), with the last error;
   or both cameras are live but nothing was published for ``stale_timeout`` (stamps that never pair);
-- WARN: a camera is stale, or a topic has publishers but no data (QoS or transport);
+- WARN: a camera is stale, a topic has publishers but no data (QoS or transport), or the background
+  alignment check measures a residual above ``alignment_warn_px``;
 - OK otherwise.
 """
 
@@ -118,7 +119,7 @@ class FusionStats:
         with self.lock:
             setattr(self, name, getattr(self, name) + amount)
 
-    def key_values(self, unpaired: int) -> list[KeyValue]:
+    def key_values(self, unpaired: int, extra: list[tuple[str, str]] = ()) -> list[KeyValue]:
         now = time.monotonic()
         with self.lock:
             items = [(f"{name} rate (Hz)", f"{meter.rate(now):.2f}") for name, meter in self.rates.items()]
@@ -133,11 +134,12 @@ class FusionStats:
                       ("last inference error", self.last_error or ""),
                       ("bad messages", str(sum(self.bad.values())))]
             items += [(f"bad messages: {kind}", str(n)) for kind, n in sorted(self.bad.items())]
+            items += list(extra)
         return [KeyValue(key=k, value=v) for k, v in items]
 
 
 def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str,
-                  starved: str | None = None) -> tuple[bytes, str]:
+                  starved: str | None = None, misaligned: str | None = None) -> tuple[bytes, str]:
     """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems,
     ``starved`` says why nothing is fused although both cameras are live."""
     failing = stats.failing()
@@ -147,6 +149,7 @@ def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model
         return DiagnosticStatus.ERROR, starved
     problems = [f"{camera} stale" for camera in stale]
     problems += [f"{camera}: publishers but no data (QoS?)" for camera in silent]
+    problems += [misaligned] if misaligned else []
     if problems:
         return DiagnosticStatus.WARN, "; ".join(problems)
     return DiagnosticStatus.OK, f"fusing with {model}"

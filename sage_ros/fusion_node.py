@@ -16,8 +16,11 @@ publishes. Parameters: ``parameters.py``; health rules: ``diagnostics.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+
+import numpy as np
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -34,6 +37,7 @@ from sage_core.errors import ConfigError, SageError
 from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
+from sage_ros.alignment_watch import AlignmentWatch
 from sage_ros.diagnostics import FusionStats, assess_health, status
 from sage_ros.image_conversion import (RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, array_to_image_fields,
                                        image_to_array, to_bgr, to_output_encoding)
@@ -59,6 +63,7 @@ class FusionNode(Node):
     def __init__(self, node_name: str = "sage_fusion", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.worker: InferenceWorker | None = None
+        self.alignment_watch: AlignmentWatch | None = None
         try:
             self._setup()
         except BaseException:
@@ -95,6 +100,10 @@ class FusionNode(Node):
         self._create_topics(p)
         self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"))
         self.worker.start()
+        self.alignment_watch = AlignmentWatch(p.alignment_check_period, p.alignment_warn_px,
+                                              np.reshape(p.homography_matrix, (3, 3)) if p.homography_matrix else None,
+                                              p.auto_align, p.auto_align_checks, self._on_homography_update)
+        self.alignment_watch.start()
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.create_timer(0.25, self._watchdog)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -130,6 +139,7 @@ class FusionNode(Node):
             self.pairer.configure(new.queue_size, new.slop)
             self.stamp_guard.max_jump_s, self.stamp_guard.adopt_after = new.max_stamp_jump, new.adopt_after_frames
             self.format_guard.adopt_after = new.adopt_after_frames
+            self.alignment_watch.warn_px = new.alignment_warn_px
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
             reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             return SetParametersResult(successful=False, reason=reason)
@@ -211,6 +221,7 @@ class FusionNode(Node):
             out = self.pipeline.fuse(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array,
                                      gray=p.output_encoding == "mono8")
             self.stats.record(inference_ms=1000 * (time.perf_counter() - started))
+            self.alignment_watch.offer(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array)
         else:
             ((camera, reference),) = job.frames.items()
             out = self.pipeline.passthrough(camera, reference.array, self._sizes.get(camera.other, reference.size))
@@ -290,21 +301,41 @@ class FusionNode(Node):
         return (f"both cameras live but nothing fused for {now - last_output:.1f} s: their latest stamps are "
                 f"{gap:.3f} s apart (slop {self.params.slop} s)")
 
+    def _on_homography_update(self, homography: np.ndarray, reason: str) -> None:
+        """auto_align moved the homography (watch thread): the next frames use it; the parameter stays as set."""
+        config = dataclasses.replace(self.params.alignment_config(), homography=[float(v) for v in homography.ravel()])
+        self.pipeline.aligner = Aligner(config)
+        self.get_logger().warning(f"auto_align: {reason}; now {np.round(homography.ravel(), 5).tolist()}")
+
+    def _alignment(self) -> tuple[list[tuple[str, str]], str | None]:
+        """Diagnostics key-values of the alignment watch, and a warning when the residual is too large."""
+        watch = self.alignment_watch.status
+        px = watch.residual_px
+        items = [("alignment residual (px, 640-wide)", "" if px is None else f"{px:.2f}"),
+                 ("alignment check", watch.reason), ("alignment updates", str(watch.updates))]
+        warning = None
+        if px is not None and px > self.params.alignment_warn_px:
+            warning = f"misaligned: residual {px:.1f} px > alignment_warn_px {self.params.alignment_warn_px:g}"
+        return items, warning
+
     def _publish_diagnostics(self) -> None:
         stale = [camera.label for camera in Camera if self._is_stale(camera)]
         silent = [camera.label for camera in sorted(self._warned_no_data)
                   if self.stats.last_arrival(camera.label) is None]
+        alignment_items, misaligned = self._alignment()
         level, message = assess_health(self.stats, stale, silent, f"{self.fuser.name} on {self.fuser.device}",
-                                       self._starved())
+                                       self._starved(), misaligned)
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status(f"{self.get_name()}: fusion", self.get_fully_qualified_name(), level, message,
-                               self.stats.key_values(self.pairer.unpaired))]
+                               self.stats.key_values(self.pairer.unpaired, alignment_items))]
         self.diag_pub.publish(array)
 
     def destroy_node(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.alignment_watch is not None:
+            self.alignment_watch.stop()
         super().destroy_node()
 
 

@@ -74,6 +74,16 @@ class FusionParams:
         [0.0], "3x3 row-major homography mapping thermal pixels to rgb pixels (rigid rig, calibrated once); "
         "[0.0]: the cameras are co-registered and only resized", read_only=True)
     crop_to_valid: bool = param(True, "crop the output to the area both cameras see", read_only=True)
+    alignment_check_period: float = param(
+        5.0, "seconds between background checks of the homography on the current pair (residual in "
+        "/diagnostics); 0: off", read_only=True, low=0.0, high=3600.0)
+    alignment_warn_px: float = param(3.0, "residual misalignment (pixels of a 640-wide rgb image) above which "
+                                     "/diagnostics warns", low=0.1, high=1000.0)
+    auto_align: bool = param(False, "refine the homography online when the residual stays above "
+                             "alignment_warn_px for auto_align_checks checks (half way, at most 2 px per update, "
+                             "never on textureless frames)", read_only=True)
+    auto_align_checks: int = param(3, "consecutive checks above alignment_warn_px before auto_align moves the "
+                                   "homography", read_only=True, low=1, high=100)
     queue_size: int = param(10, "messages kept per stream while waiting for a partner (ApproximateTime queue)",
                             low=1, high=1000)
     slop: float = param(0.05, "largest stamp difference (s) between a thermal and an rgb image that may pair",
