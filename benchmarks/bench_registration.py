@@ -6,7 +6,7 @@ Each pair of ../shared/datasets is re-rendered as a thermal camera with a known 
 (sage_core.registration.simulate: 60-95 % of the rgb width, 55-100 % of the pixels it covers,
 roll up to +-5 degrees, slight perspective). Error: mean distance over a 5x5 grid of thermal
 pixels (10-90 %), in rgb pixels scaled to 640 wide. Per dataset: median and p90 of the answered
-pairs, wrong answers (answered but more than 12 px off), refusals, seconds per pair; "one pair"
+pairs, wrong answers (answered but more than 12 px off), refusals, seconds per image pair; "one pair"
 registers pairs one at a time, "N-pair rig" gives N scenes of one rig at once. "floor" refines
 from the true transform: where the objective settles on this dataset's own registration.
 ``--thresholds`` also prints wrong answers and refusals against the confidence threshold.
@@ -54,8 +54,8 @@ def _run_rig(irs: list[np.ndarray], viss: list[np.ndarray], seed: int, start: bo
     try:
         reg = register(thermals, viss, strict=False, start=rig.homography if start else None)
     except RegistrationError:
-        return Outcome(None, 0.0, time.perf_counter() - started)
-    seconds = time.perf_counter() - started
+        return Outcome(None, 0.0, (time.perf_counter() - started) / len(irs))
+    seconds = (time.perf_counter() - started) / len(irs)
     error = grid_error(reg.homography, rig.homography, rig.thermal_size, viss[0].shape[1])
     answered = reg.quality.refusal is None
     return Outcome(error if answered else None, reg.quality.confidence, seconds, error)

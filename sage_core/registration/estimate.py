@@ -26,7 +26,7 @@ LEVELS = (Level(320, 32, 10, 16), Level(640, 48, 6, 24), Level(640, 48, 3, 20))
 #: Inlier threshold of the robust fit, in working pixels, per level.
 FIT_THRESHOLD = (2.0, 2.0, 1.5)
 #: Hypotheses refined at most, and the result (inliers, share of tried patches) that ends the search early.
-HYPOTHESES, CLEAR_WIN = 5, (40, 0.35)
+HYPOTHESES, CLEAR_WIN = 8, (40, 0.35)
 #: A pair of a several-pair rig is dropped when fewer of its matches than this agree with the joint fit.
 PAIR_MIN_INLIER_SHARE = 0.35
 
