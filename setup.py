@@ -56,6 +56,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sage-fuse = sage_core.cli.fuse:main",
+            "sage-calibrate = sage_core.cli.calibrate:main",
             "sage-demo = sage_ros.demo:main",
             "fusion_node = sage_ros.fusion_node:main",
         ],
