@@ -121,3 +121,47 @@ def test_a_publisher_that_appears_late_gets_its_full_grace_period(loop):
     node.stats.rates["thermal"].last = None
     node._check_no_data(Camera.THERMAL, LateTopic())
     assert Camera.THERMAL not in node._warned_no_data  # no "transport is losing the messages" yet
+
+
+# ----- the alignment watch (issue 15, part 4) ---------------------------------------------------------
+
+BIG = SyntheticScene(640, 512, seed=1).frame(1.0)
+SHIFTED = [1.0, 0.0, 5.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]  # 5 px off the true (identity) registration
+
+
+@pytest.mark.parametrize("loop", [{"homography": SHIFTED, "alignment_check_period": 0.25, "alignment_warn_px": 2.0,
+                                   "diagnostics_period": 0.1, "crop_to_valid": False}], indirect=True)
+def test_a_perturbed_homography_is_reported_within_two_checks(loop):
+    for _ in range(15):
+        stamp = now_ns()
+        loop.send(make_image(BIG.thermal_mono16, "mono16", stamp, "thermal"),
+                  make_image(BIG.visible, "bgr8", stamp, "rgb"))
+        time.sleep(0.1)
+        if loop.node.alignment_watch.status.residual_px is not None:
+            break
+    watch = loop.node.alignment_watch.status
+    assert watch.residual_px is not None and watch.checks <= 2, (watch.checks, watch.reason)
+    assert 3.5 < watch.residual_px < 6.5
+    assert loop.wait_for(lambda: "misaligned" in loop.diagnostics[-1].status[0].message, timeout=3)
+    assert loop.diagnostics[-1].status[0].level == DiagnosticStatus.WARN
+
+
+def test_auto_align_moves_a_wrong_homography_towards_the_truth_in_bounded_steps():
+    from sage_ros.alignment_watch import AlignmentWatch
+
+    updates = []
+    watch = AlignmentWatch(0.0, 2.0, np.reshape(SHIFTED, (3, 3)), auto_align=True, checks=2,
+                           on_update=lambda h, why: updates.append(h.copy()))
+    errors = []
+    for _ in range(12):
+        watch.offer(BIG.thermal_mono16, BIG.visible)
+        status = watch.check_now()
+        errors.append(status.residual_px)
+    assert updates, errors
+    steps = [abs(b[0, 2] - a[0, 2]) for a, b in zip([np.reshape(SHIFTED, (3, 3))] + updates, updates)]
+    assert max(steps) <= 2.0 + 1e-6  # bounded: at most 2 px per update
+    assert abs(watch.homography[0, 2]) < 2.5 and errors[-1] < errors[0]  # most of the way back to the truth
+    blank = np.zeros_like(BIG.visible)
+    watch.offer(BIG.thermal_mono16, blank)
+    before = watch.homography.copy()
+    assert watch.check_now().residual_px == errors[-1] and np.array_equal(watch.homography, before)  # refused
