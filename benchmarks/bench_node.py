@@ -29,25 +29,34 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--inference-threads", type=int, default=0)
+    parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                        help="also run the node of another checkout (e.g. a git worktree of an older commit) on "
+                        "the same traffic, before this one (same run, same machine)")
     args = parser.parse_args()
     params = {"model_file_path": args.model_file_path, "device": args.device, "backend": args.backend,
               "inference_threads": args.inference_threads}
     rows = []
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))
-        print(f"{size}: {args.rate:g} Hz x 2 cameras for {args.seconds:g} s ...", flush=True)
-        run = run_live(width, height, args.rate, args.seconds, params)
-        rows.append((size, run))
-    print(f"\n{'size':>10} {'sent':>6} {'recv':>6} {'Hz out':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        for label, checkout in ([("baseline", args.baseline)] if args.baseline else []) + [("this", None)]:
+            print(f"{size} ({label}): {args.rate:g} Hz x 2 cameras for {args.seconds:g} s ...", flush=True)
+            rows.append((size, label, run_live(width, height, args.rate, args.seconds, params,
+                                               node_pythonpath=checkout)))
+    print(f"\n{'size':>10} {'node':<9} {'sent':>6} {'recv':>6} {'Hz out':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
           f"{'node CPU':>9} {'CPU ms/frame':>12} {'RSS start':>10} {'RSS end':>8} {'dropped':>8} {'infer ms':>9}")
-    for size, run in rows:
-        p = run.percentiles()
-        cpu = statistics.mean(s.cpu_percent for s in run.samples[1:]) if len(run.samples) > 1 else float("nan")
-        print(f"{size:>10} {run.sent:>6} {run.received:>6} {run.received / run.seconds:>7.2f} {p['p50']:>7.1f} "
-              f"{p['p95']:>7.1f} {p['p99']:>7.1f} {cpu:>8.0f}% {1000 * run.node_cpu_s / max(run.received, 1):>12.1f} "
-              f"{run.samples[0].rss_mb:>8.0f}MB {run.samples[-1].rss_mb:>6.0f}MB "
-              f"{run.diagnostics.get('dropped pairs', '?'):>8} {run.diagnostics.get('inference (ms) mean', '?'):>9}")
+    for size, label, run in rows:
+        _print_row(size, label, run)
     return 0
+
+
+def _print_row(size: str, label: str, run) -> None:
+    p = run.percentiles()
+    cpu = statistics.mean(s.cpu_percent for s in run.samples[1:]) if len(run.samples) > 1 else float("nan")
+    print(f"{size:>10} {label:<9} {run.sent:>6} {run.received:>6} {run.received / run.seconds:>7.2f} "
+          f"{p['p50']:>7.1f} {p['p95']:>7.1f} {p['p99']:>7.1f} {cpu:>8.0f}% "
+          f"{1000 * run.node_cpu_s / max(run.received, 1):>12.1f} {run.samples[0].rss_mb:>8.0f}MB "
+          f"{run.samples[-1].rss_mb:>6.0f}MB {run.diagnostics.get('dropped pairs', '?'):>8} "
+          f"{run.diagnostics.get('inference (ms) mean', '?'):>9}")
 
 
 if __name__ == "__main__":

@@ -93,14 +93,18 @@ class LoopbackError(RuntimeError):
 class NodeProcess:
     """The fusion node in a process of its own, logging to ``log_path``."""
 
-    def __init__(self, namespace: str, params: dict[str, object], log_path: Path | None = None) -> None:
+    def __init__(self, namespace: str, params: dict[str, object], log_path: Path | None = None,
+                 pythonpath: str | None = None) -> None:
         self.log_path = log_path
         command = [sys.executable, "-m", "sage_ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
                    "--log-level", "sage_fusion:=info"]
         for name, value in params.items():
             command += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
         self._log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        env = os.environ.copy()
+        if pythonpath:  # another checkout's node (a benchmark's baseline), in this environment
+            env["PYTHONPATH"] = pythonpath
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=pythonpath)
 
     def exited(self) -> int | None:
         return self.process.poll()

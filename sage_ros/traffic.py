@@ -140,7 +140,8 @@ class _Recorder:
 
 
 def run_live(width: int, height: int, rate: float, seconds: float, node_params: dict[str, object],
-             fault_every: int = 0, namespace: str = "/sage_live", log_path=None, on_sample=None) -> LiveRun:
+             fault_every: int = 0, namespace: str = "/sage_live", log_path=None, on_sample=None,
+             node_pythonpath: str | None = None) -> LiveRun:
     """Cameras -> node -> recorder for ``seconds``; see the module docstring. ``on_sample(sample, run)`` is
     called once a second (progress, per-minute reports)."""
     import psutil
@@ -149,7 +150,7 @@ def run_live(width: int, height: int, rate: float, seconds: float, node_params: 
 
     isolate_dds()
     run = LiveRun()
-    node = NodeProcess(namespace, node_params, log_path)
+    node = NodeProcess(namespace, node_params, log_path, node_pythonpath)
     parent, child = multiprocessing.get_context("spawn").Pipe()
     cameras = multiprocessing.get_context("spawn").Process(
         target=publisher_main, args=(namespace, width, height, rate, seconds, fault_every, child), daemon=True)
