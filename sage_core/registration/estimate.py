@@ -132,7 +132,7 @@ def _best_attempt(candidates: list[Candidate], thermals: list[np.ndarray], rgbs:
 def _drop_disagreeing(attempt: _Attempt, use: list[bool]) -> list[bool]:
     """Pairs whose matches mostly disagree with the joint fit are left out of the next fit."""
     keep = list(use)
-    for index, (matches, mask) in enumerate(zip(attempt.matches, attempt.inliers)):
+    for index, mask in enumerate(attempt.inliers):
         if use[index] and (not len(mask) or mask.mean() < PAIR_MIN_INLIER_SHARE):
             keep[index] = False
     return keep if any(keep) else use

@@ -68,26 +68,25 @@ def _peak(scores: np.ndarray) -> tuple[float, float, float] | None:
     return sx, sy, float(best)
 
 
-def match_pair(thermal: np.ndarray, rgb_work: np.ndarray, homography: np.ndarray, work: np.ndarray, level: Level,
-               rgb_field: np.ndarray | None = None) -> Matches:
+def match_pair(thermal: np.ndarray, rgb_work: np.ndarray, homography: np.ndarray, work: np.ndarray, level: Level
+               ) -> Matches:
     """Patch correspondences between a thermal image and an rgb image (gray, resized to working size
     by ``work``, rgb native -> working pixels), around the estimate ``homography`` (thermal -> rgb native)."""
     to_work = work @ homography
     h, w = rgb_work.shape
     warped = cv2.warpPerspective(thermal, to_work, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     valid = cv2.warpPerspective(np.ones_like(thermal, np.uint8), to_work, (w, h), flags=cv2.INTER_NEAREST)
+    # A patch centre here has its whole patch (and a margin) on thermal pixels, not on the replicated border.
+    inside = cv2.erode(valid, np.ones((level.patch + 5, level.patch + 5), np.uint8))
     t_field = orientation_field(warped)
-    v_field = orientation_field(rgb_work) if rgb_field is None else rgb_field
+    v_field = orientation_field(rgb_work)
     t_weight = np.sqrt((t_field * t_field).sum(axis=2))
     half, r = level.patch // 2, level.radius
     found, tried = [], 0
     for cy in range(half + r, h - half - r, level.step):
         for cx in range(half + r, w - half - r, level.step):
             ys, xs = slice(cy - half, cy + half), slice(cx - half, cx + half)
-            if valid[cy - half - 2, cx - half - 2] == 0 or valid[cy + half + 1, cx + half + 1] == 0 \
-                    or valid[cy - half - 2, cx + half + 1] == 0 or valid[cy + half + 1, cx - half - 2] == 0:
-                continue
-            if t_weight[ys, xs].mean() < MIN_PATCH_WEIGHT:
+            if not inside[cy, cx] or t_weight[ys, xs].mean() < MIN_PATCH_WEIGHT:
                 continue
             tried += 1
             window = v_field[cy - half - r:cy + half + r, cx - half - r:cx + half + r]
