@@ -44,16 +44,15 @@ class InferenceOptions:
         return replace(self, **changes)
 
 
-def resolve_threads(threads: int) -> int:
-    """Threads for CPU inference: ``threads`` if > 0, else half the CPU cores (at least 1).
-
-    Half, because a live node also needs cores for receiving, converting and publishing images:
-    an inference pool that takes every core makes them all wait for each other (measured in
-    benchmarks/bench_node.py). Give the core count explicitly for batch work.
-    """
+def resolve_threads(threads: int, pool_spins: bool = False) -> int:
+    """Threads for CPU inference: ``threads`` if > 0; else every core for a pool that sleeps when idle
+    (ONNX Runtime with spinning off, OpenCV), half of them (at least 1) for one that spins while it waits
+    (PyTorch's OpenMP pool), which would otherwise take the cores a live node needs for receiving and
+    publishing images (measured with benchmarks/bench_node.py on 2 cores)."""
     if threads < 0:
         raise ConfigError(f"inference_threads {threads}: expected 0 (auto) or a positive number of threads")
-    return threads or max(1, (os.cpu_count() or 2) // 2)
+    cores = os.cpu_count() or 2
+    return threads or (max(1, cores // 2) if pool_spins else cores)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

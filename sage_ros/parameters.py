@@ -59,8 +59,9 @@ class FusionParams:
                                       read_only=True)
     enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
     inference_threads: int = param(
-        0, "CPU threads for inference; 0: half the CPU cores (at least 1), leaving the rest to receiving, "
-        "converting and publishing images", read_only=True, low=0, high=256)
+        0, "CPU threads for inference; 0: every core for ONNX Runtime and OpenCV (their pools sleep when idle), "
+        "half of them for PyTorch (its pool spins, taking cores from message handling)", read_only=True, low=0,
+        high=256)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
     reference_camera: str = param(

@@ -78,7 +78,13 @@ class BuildContext:
 
     @property
     def threads(self) -> int:
+        """Threads of a pool that sleeps when idle (ONNX Runtime, OpenCV)."""
         return resolve_threads(self.options.inference_threads)
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads of PyTorch's CPU pool, which spins while it waits."""
+        return resolve_threads(self.options.inference_threads, pool_spins=True)
 
     @property
     def cache(self) -> ArtifactCache:

@@ -49,7 +49,7 @@ def auto_candidates(device: torch.device) -> tuple[list[str], list[str]]:
 
 def _cost(backend: Backend, shape: tuple[int, int] = (256, 320), repeats: int = 5) -> tuple[float, float]:
     """(CPU ms, wall ms) per frame, the best of ``repeats``. CPU time counts every thread the backend
-    keeps busy: on a robot's few cores that, not latency alone, decides what else can run."""
+    keeps busy: on a robot's few cores that, as much as latency, decides what else can run."""
     y = np.random.default_rng(0).random(shape, dtype=np.float32)
     backend.run_numpy(y, y)
     cpu, wall = [], []
@@ -82,9 +82,10 @@ def _choose_auto(model: FusionModel, context: BuildContext) -> tuple[Backend, li
     # CPU: measure rather than guess; which wins depends on the model and the machine.
     trial = {name: BACKENDS[name].from_model(model, context) for name in candidates}
     costs = {name: _cost(built) for name, (built, _) in trial.items()}
-    name = min(costs, key=costs.get)  # CPU time first, latency to break ties
-    decisions.append("chose {} on cpu: measured {} per 320x256 frame ({} thread(s))".format(
-        name, ", ".join(f"{n} {c:.1f} ms CPU / {w:.1f} ms" for n, (c, w) in costs.items()), context.threads))
+    # CPU time is what the node's other work loses, latency what the robot waits: both count.
+    name = min(costs, key=lambda n: sum(costs[n]))
+    decisions.append("chose {} on cpu: measured {} per 320x256 frame".format(
+        name, ", ".join(f"{n} {c:.1f} ms CPU / {w:.1f} ms" for n, (c, w) in costs.items())))
     status = trial[name][1]
     return trial[name][0], decisions + ([status] if status else [])
 
@@ -97,7 +98,7 @@ def load_backend(options: InferenceOptions) -> LoadedBackend:
     path = options.model_path
     context = BuildContext(path, device, options)
     if device.type == "cpu":  # process-wide pools (see resolve_threads): torch's and OpenCV's (colour, resizing)
-        torch.set_num_threads(context.threads)
+        torch.set_num_threads(context.torch_threads)
         cv2.setNumThreads(context.threads)
     meta = read_sidecar(path, tuple(FORMATS)) if path.is_file() else None
     if meta is not None:

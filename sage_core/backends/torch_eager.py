@@ -22,7 +22,7 @@ class TorchBackend(ModuleBackend):
                 module = module.half()
         #: On a CPU, AffineFuse's full-resolution half runs in OpenCV (see affine_cpu.py).
         self.split_affine = device.type == "cpu" and affine_cpu.supports(module.model)
-        detail = "eager, BatchNorm folded" + (", fp16" if fp16 else "") + (
+        detail = f"eager, BatchNorm folded, {torch.get_num_threads()} thread(s)" + (", fp16" if fp16 else "") + (
             ", upsampling in OpenCV" if self.split_affine else "")
         super().__init__(module, device, fp16, detail)
 

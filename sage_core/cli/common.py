@@ -31,7 +31,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, model_help: str | N
     group.add_argument("--enable-fp16", "--fp16", dest="enable_fp16", action="store_true",
                        help="half precision on a GPU")
     group.add_argument("--inference-threads", type=int, default=0,
-                       help="CPU threads for inference (default 0: half the cores, at least 1)")
+                       help="CPU threads for inference (default 0: every core for ONNX Runtime, half for PyTorch)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
