@@ -62,8 +62,9 @@ def _print_summary(run) -> None:
     counted = {k[len("bad messages: "):]: v for k, v in run.diagnostics.items() if k.startswith("bad messages: ")}
     print(f"faults sent: {', '.join(f'{k} {run.faults.get(k, 0)}' for k in FAULTS)}")
     print(f"bad messages counted by the node: {', '.join(f'{k} {v}' for k, v in sorted(counted.items())) or 'none'}")
-    print(f"node status after the cameras stopped: {run.diagnostics.get('message', '?')}; dropped pairs "
-          f"{run.diagnostics.get('dropped pairs', '?')}, inference mean {run.diagnostics.get('inference (ms) mean', '?')} ms")
+    values = run.diagnostics
+    print(f"node status after the cameras stopped: {values.get('message', '?')}; dropped pairs "
+          f"{values.get('dropped pairs', '?')}, inference mean {values.get('inference (ms) mean', '?')} ms")
 
 
 if __name__ == "__main__":

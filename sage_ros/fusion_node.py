@@ -117,7 +117,8 @@ class FusionNode(Node):
         return self.pipeline.fuser
 
     def _create_topics(self, p: FusionParams) -> None:
-        reliability = ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+        reliability = (ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort"
+                       else ReliabilityPolicy.RELIABLE)
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability)
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                                 reliability=ReliabilityPolicy.RELIABLE)

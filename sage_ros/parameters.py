@@ -113,8 +113,8 @@ class FusionParams:
     stale_timeout: float = param(1.0, "seconds without a message after which a camera counts as stale",
                                  low=0.05, high=3600.0)
     on_stale: str = param("drop", "when one camera is stale: drop (publish nothing) or passthrough (publish the "
-                          "live camera's image, with that camera's stamp and frame_id)", choices=("drop", "passthrough"),
-                          launch=True)
+                          "live camera's image, with that camera's stamp and frame_id)",
+                          choices=("drop", "passthrough"), launch=True)
     no_data_warning: float = param(5.0, "warn when a topic has publishers but nothing arrives for this many "
                                    "seconds (likely a QoS mismatch)", low=0.5, high=3600.0)
     diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", read_only=True, low=0.05,

@@ -39,8 +39,9 @@ def _load_launch_file(monkeypatch, share: Path):
 
     fakes = {
         "launch": types.SimpleNamespace(LaunchDescription=lambda entities: types.SimpleNamespace(entities=entities)),
-        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=DeclareLaunchArgument,
-                                                OpaqueFunction=lambda function: types.SimpleNamespace(function=function)),
+        "launch.actions": types.SimpleNamespace(
+            DeclareLaunchArgument=DeclareLaunchArgument,
+            OpaqueFunction=lambda function: types.SimpleNamespace(function=function)),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
         "launch_ros.actions": types.SimpleNamespace(Node=Recorded),

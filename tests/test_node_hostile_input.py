@@ -34,7 +34,8 @@ def now_ns() -> int:
 
 def pair(loop, thermal_stamp: int, rgb_stamp: int, thermal=None, encoding="mono16") -> None:
     thermal = SCENE.thermal_mono16 if thermal is None else thermal
-    loop.send(make_image(thermal, encoding, thermal_stamp, "thermal"), make_image(SCENE.visible, "bgr8", rgb_stamp, "rgb"))
+    loop.send(make_image(thermal, encoding, thermal_stamp, "thermal"),
+              make_image(SCENE.visible, "bgr8", rgb_stamp, "rgb"))
 
 
 def stream(loop, count: int, thermal_offset_ns: int = 0, period: float = 0.033) -> None:

@@ -1,5 +1,7 @@
-"""`python training/distill.py --help`: a thin entry to :mod:`sage_core.cli.distill` (install the package first:
-`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
+"""`python training/distill.py --help`: a thin entry to :mod:`sage_core.cli.distill`.
+
+Install the package first (`./run.sh env`, then `source .venv/bin/activate`; or `pip install -e .[train,export]`).
+"""
 
 import sys
 

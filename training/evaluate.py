@@ -1,5 +1,7 @@
-"""`python training/evaluate.py --help`: a thin entry to :mod:`sage_core.cli.evaluate` (install the package first:
-`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
+"""`python training/evaluate.py --help`: a thin entry to :mod:`sage_core.cli.evaluate`.
+
+Install the package first (`./run.sh env`, then `source .venv/bin/activate`; or `pip install -e .[train,export]`).
+"""
 
 import sys
 

@@ -1,5 +1,7 @@
-"""`python training/export.py --help`: a thin entry to :mod:`sage_core.cli.export` (install the package first:
-`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
+"""`python training/export.py --help`: a thin entry to :mod:`sage_core.cli.export`.
+
+Install the package first (`./run.sh env`, then `source .venv/bin/activate`; or `pip install -e .[train,export]`).
+"""
 
 import sys
 

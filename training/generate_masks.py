@@ -1,5 +1,7 @@
-"""`python training/generate_masks.py --help`: a thin entry to :mod:`sage_core.cli.generate_masks` (install the package first:
-`./run.sh env`, then use `.venv/bin/python`, or `pip install -e .[train,export]`)."""
+"""`python training/generate_masks.py --help`: a thin entry to :mod:`sage_core.cli.generate_masks`.
+
+Install the package first (`./run.sh env`, then `source .venv/bin/activate`; or `pip install -e .[train,export]`).
+"""
 
 import sys
 

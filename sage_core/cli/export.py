@@ -3,7 +3,8 @@
     python training/export.py --model-file-path sage_core/weights/affine_fuse_default.pt --format onnx --out model.onnx
     python training/export.py --model-file-path ../shared/checkpoints/sage_official_student.pt --format torchscript \\
         --out sage.ts
-    python training/export.py --model-file-path model.pt --format tensorrt --out model.ep --precision fp16 --shape 512x640
+    python training/export.py --model-file-path model.pt --format tensorrt --out model.ep \\
+        --precision fp16 --shape 512x640
 
 ONNX uses opset 17 with dynamic height and width (unless --shape fixes them), is checked with
 onnx.checker and run in ONNX Runtime against PyTorch on a real image pair; the largest difference

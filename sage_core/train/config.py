@@ -122,7 +122,8 @@ def build_section(cls, values: dict, where: str):
     for name, value in values.items():
         spec = known[name]
         default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
-        kwargs[name] = build_section(type(default), value, f"{where}.{name}".strip(".")) if is_dataclass(default) else value
+        nested = is_dataclass(default)
+        kwargs[name] = build_section(type(default), value, f"{where}.{name}".strip(".")) if nested else value
     return cls(**kwargs)
 
 
