@@ -302,3 +302,19 @@ def test_torch_backend_applies_affine_fuse_coefficients_in_opencv_with_the_same_
     with torch.inference_mode():
         expected = prepare_for_inference(model)(torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None])
     assert np.abs(backend.run_numpy(y, ir) - expected[0, 0].numpy()).max() < 1e-5
+
+
+@needs_ort
+@pytest.mark.parametrize("height, width", [(128, 160), (97, 131)])
+def test_onnxruntime_runs_the_affine_head_and_opencv_the_rest_with_the_same_result(height, width, tmp_path):
+    from sage_core.backends import prepare_for_inference
+    from sage_core.checkpoint import load_model
+
+    backend = load(DEFAULT_WEIGHTS, backend="onnxruntime", engine_cache_dir=tmp_path).backend
+    assert backend.split_affine and list(tmp_path.glob("onnx_affine_head_*.onnx"))
+    rng = np.random.default_rng(2)
+    y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
+    with torch.inference_mode():
+        expected = prepare_for_inference(load_model(DEFAULT_WEIGHTS)[0])(torch.from_numpy(y)[None, None],
+                                                                          torch.from_numpy(ir)[None, None])
+    assert np.abs(backend.run_numpy(y, ir) - expected[0, 0].numpy()).max() < 1e-5

@@ -33,7 +33,7 @@ class TorchBackend(ModuleBackend):
         ir = np.ascontiguousarray(ir, dtype=np.float32)
         with torch.inference_mode():
             low, _ = self.module.model.low_resolution(torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None])
-        return affine_cpu.apply_coefficients(low, y, ir)
+        return affine_cpu.apply_coefficients(low[0].float().numpy(), y, ir)
 
     @classmethod
     def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:
