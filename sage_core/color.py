@@ -39,8 +39,7 @@ _UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(255.0)
 def _scale_to_unit(image: np.ndarray, name: str) -> np.ndarray:
     """Integer image -> float32 [0, 1] by its type's maximum; float is checked, not rescaled."""
     if image.dtype == np.uint8:
-        return cv2.LUT(image, _UNIT_LUT) if image.ndim == 2 or image.shape[2] <= 4 else image.astype(
-            np.float32) / 255.0
+        return cv2.LUT(image, _UNIT_LUT)
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
     if image.dtype in (np.float32, np.float64):

@@ -19,6 +19,7 @@ import torch
 from sage_core.atomic import publish
 from sage_core.backends import FORMATS, OnnxRuntimeBackend, TorchBackend
 from sage_core.backends.export_format import library_versions, sidecar_path, write_sidecar
+from sage_core.backends.onnx_runtime import ONNX_OPSET
 from sage_core.checkpoint import file_sha256, load_model
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.errors import ConfigError
@@ -101,8 +102,6 @@ def export_model(model_file_path: str | os.PathLike, fmt: str, out: str | os.Pat
                 "config": info.config, "library_versions": library_versions(),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         if fmt == "onnx":
-            from sage_core.backends.onnx_runtime import ONNX_OPSET
-
             meta["opset"] = ONNX_OPSET
         write_sidecar(tmp, meta)
         meta["validation"] = _validate(tmp, model, fmt, shape, torch_device)

@@ -8,7 +8,7 @@ and the Python API (:meth:`sage_core.fuser.Fuser.from_options`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,9 +39,6 @@ class InferenceOptions:
     def model_path(self) -> Path:
         """The model file to load: the given one, or the shipped default."""
         return Path(self.model_file_path) if self.model_file_path else DEFAULT_WEIGHTS
-
-    def with_changes(self, **changes) -> InferenceOptions:
-        return replace(self, **changes)
 
 
 def resolve_threads(threads: int, pool_spins: bool = False) -> int:

@@ -156,8 +156,6 @@ class Recorder:
             if status.name.startswith("sage_fusion"):
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
                 self.diagnostics["message"] = status.message
-                self.diagnostics["level"] = str(int.from_bytes(status.level, "little")
-                                                if isinstance(status.level, bytes) else status.level)
 
     def frames(self) -> dict[int, np.ndarray]:
         return {index: np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1).copy()

@@ -84,11 +84,10 @@ class ApproximateTimePairer:
     def flush(self, camera: Camera, newer_than_ns: int | None = None) -> None:
         """Drop one camera's waiting items (all, or those stamped after ``newer_than_ns``): its clock changed,
         so they can no longer pair. Counted as unpaired."""
-        queue = self.queues[camera]
-        keep = [] if newer_than_ns is None else [e for e in queue if e.stamp_ns <= newer_than_ns]
-        self.unpaired += len(queue) - len(keep)
-        queue.clear()
-        queue.extend(keep)
+        queue = self.queues[camera]  # sorted by stamp: what goes is at the right end
+        while queue and (newer_than_ns is None or queue[-1].stamp_ns > newer_than_ns):
+            queue.pop()
+            self.unpaired += 1
 
     def clear(self) -> None:
         for queue in self.queues:
