@@ -7,7 +7,8 @@ worker both record); :func:`assess_health` turns the node's state into a level a
   or both cameras are live but nothing was published for ``stale_timeout`` (stamps that never pair);
 - WARN: a camera is stale, a topic has publishers but no data (QoS or transport), or the background
   alignment check measures a residual above ``alignment_warn_px``;
-- OK otherwise.
+- OK otherwise: "idle" while nobody subscribes to a fused output (nothing is processed then), else
+  "fusing with" the model.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class FusionStats:
         self.dropped_pairs = 0
         self.published = 0
         self.passthrough = 0
+        self.skipped_idle = 0  # messages not converted: nobody subscribed to a fused output
+        self.decode_dropped = 0  # compressed messages dropped undecoded: decoding fell behind
         self.inference_failures = 0
         self.last_error: str | None = None
         self.last_outcome: tuple[bool, float] | None = None  # (succeeded, monotonic time) of the latest frame
@@ -130,6 +133,8 @@ class FusionStats:
                     items.append((f"{label} {stat}", f"{value:.2f}"))
             items += [("published", str(self.published)), ("dropped pairs", str(self.dropped_pairs)),
                       ("unpaired messages", str(unpaired)), ("passthrough frames", str(self.passthrough)),
+                      ("skipped while idle", str(self.skipped_idle)),
+                      ("compressed dropped undecoded", str(self.decode_dropped)),
                       ("inference failures", str(self.inference_failures)),
                       ("last inference error", self.last_error or ""),
                       ("bad messages", str(sum(self.bad.values())))]
@@ -139,9 +144,11 @@ class FusionStats:
 
 
 def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str,
-                  starved: str | None = None, misaligned: str | None = None) -> tuple[bytes, str]:
+                  starved: str | None = None, misaligned: str | None = None,
+                  idle: str | None = None) -> tuple[bytes, str]:
     """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems,
-    ``starved`` says why nothing is fused although both cameras are live."""
+    ``starved`` says why nothing is fused although both cameras are live, ``idle`` why nothing is
+    processed (nobody subscribes: OK, not a fault)."""
     failing = stats.failing()
     if failing is not None:
         return DiagnosticStatus.ERROR, f"inference failing on recent frames: {failing}"
@@ -152,7 +159,7 @@ def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model
     problems += [misaligned] if misaligned else []
     if problems:
         return DiagnosticStatus.WARN, "; ".join(problems)
-    return DiagnosticStatus.OK, f"fusing with {model}"
+    return DiagnosticStatus.OK, idle or f"fusing with {model}"
 
 
 def status(name: str, hardware_id: str, level: bytes, message: str, values: list[KeyValue]) -> DiagnosticStatus:

@@ -20,9 +20,14 @@ from typing import Any
 
 from sage_core.alignment import AlignmentConfig
 from sage_core.backends.registry import BACKEND_CHOICES
+from sage_core.cameras import Camera
 from sage_core.errors import ConfigError
 from sage_core.options import DEVICES, InferenceOptions
 from sage_core.thermal import METHODS, ThermalNormalizerConfig
+
+
+#: image_transport names of the input transports the node subscribes with.
+TRANSPORTS = ("raw", "compressed")
 
 
 class ParameterError(ConfigError):
@@ -64,6 +69,16 @@ class FusionParams:
         high=256)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
+    jpeg_quality: int = param(90, "JPEG quality of fused/image/compressed (published only while someone "
+                              "subscribes to it)", low=1, high=100)
+    lazy: bool = param(True, "skip conversion and inference while nobody subscribes to fused/image, "
+                       "fused/image/compressed or fused/camera_info (the image_pipeline behaviour)")
+    thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image) or compressed "
+                                   "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG / JPEG, "
+                                   "compressedDepth)", read_only=True, choices=TRANSPORTS, launch=True)
+    rgb_transport: str = param("raw", "rgb input: raw (rgb/image, sensor_msgs/Image) or compressed "
+                               "(rgb/image/compressed, sensor_msgs/CompressedImage: JPEG / PNG)", read_only=True,
+                               choices=TRANSPORTS, launch=True)
     reference_camera: str = param(
         "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes", read_only=True,
         choices=("rgb", "thermal"), launch=True)
@@ -153,6 +168,9 @@ class FusionParams:
             return self.engine_cache_dir
         path = PurePath(self.engine_file_path)
         return str(path.parent if path.suffix else path)
+
+    def transport(self, camera: Camera) -> str:
+        return self.thermal_transport if camera is Camera.THERMAL else self.rgb_transport
 
     def replace(self, **changes: Any) -> FusionParams:
         return dataclasses.replace(self, **changes)
@@ -251,12 +269,12 @@ def render_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def declare_parameters(node) -> FusionParams:
-    """Declare every parameter on ``node`` (an rclpy Node); the validated values, or ParameterError."""
+def declare_parameters(node) -> None:
+    """Declare every parameter on ``node`` (an rclpy Node); ParameterError for a value outside its range.
+    The other checks wait for :func:`read_parameters` (a managed node reports them at configure)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.exceptions import InvalidParameterValueException
 
-    values = {}
     for spec in fields(FusionParams):
         meta, kind = spec.metadata, _kind(spec)
         text = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
@@ -269,10 +287,14 @@ def declare_parameters(node) -> FusionParams:
                                                                   to_value=float(meta["high"]), step=0.0)]
         default = getattr(FusionParams(), spec.name)
         try:
-            values[spec.name] = node.declare_parameter(spec.name, default, descriptor).value
+            node.declare_parameter(spec.name, default, descriptor)
         except InvalidParameterValueException:
             raise ParameterError(f"parameter {spec.name}: value outside [{meta['low']}, {meta['high']}]") from None
-    return from_values(values)
+
+
+def read_parameters(node) -> FusionParams:
+    """The declared parameters of ``node``, validated as a whole, or ParameterError saying what is wrong."""
+    return from_values({name: node.get_parameter(name).value for name in SPECS})
 
 
 if __name__ == "__main__":

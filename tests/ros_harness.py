@@ -63,7 +63,8 @@ class Loopback:
         self._spinner.start()
         assert self.wait_for(lambda: self.thermal_pub.get_subscription_count() > 0
                              and self.rgb_pub.get_subscription_count() > 0
-                             and self.probe.count_publishers(f"{namespace}/fused/image") > 0), "discovery failed"
+                             and self.probe.count_publishers(f"{namespace}/fused/image") > 0
+                             and self.node.outputs.wanted()), "discovery failed"  # lazy: it must see the probe
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout

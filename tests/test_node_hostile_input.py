@@ -117,11 +117,11 @@ def test_a_publisher_that_appears_late_gets_its_full_grace_period(loop):
         def get_publisher_count(self):
             return 1
 
-    node = loop.node
-    node._started -= 100.0
-    node.stats.rates["thermal"].last = None
-    node._check_no_data(Camera.THERMAL, LateTopic())
-    assert Camera.THERMAL not in node._warned_no_data  # no "transport is losing the messages" yet
+    health = loop.node.health
+    health.started -= 100.0
+    loop.node.stats.rates["thermal"].last = None
+    health._check_no_data(Camera.THERMAL, LateTopic())
+    assert Camera.THERMAL not in health._warned_no_data  # no "transport is losing the messages" yet
 
 
 # ----- the alignment watch (issue 15, part 4) ---------------------------------------------------------

@@ -1,0 +1,188 @@
+"""The fusion node's camera inputs: subscriptions (raw or compressed), conversion and the input guards.
+
+Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, transport ``raw``) or
+``<camera>/image/compressed`` (``sensor_msgs/CompressedImage``, transport ``compressed``: the
+image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
+executor thread (a copy and a few checks); a compressed one is decoded on a thread of its camera
+(:class:`DecodeQueue`), so JPEG/PNG decoding never holds up the executor. Either way the image then
+passes the format and stamp guards (``input_guards.py``) and goes to the node's ``on_frame``,
+under one lock: the guards and the pairer behind ``on_frame`` are not thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from sage_core.cameras import Camera
+from sage_ros.compressed import decode_compressed
+from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_to_array, to_bgr
+from sage_ros.input_guards import FormatGuard, StampGuard
+from sage_ros.worker import Frame
+
+ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
+#: Compressed messages kept per camera while its decoder is busy; older ones are dropped (and counted).
+DECODE_QUEUE_DEPTH = 2
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class DecodeQueue(threading.Thread):
+    """One camera's compressed messages, decoded in arrival order on a thread of their own.
+
+    Holds at most ``depth`` undecoded messages: when decoding falls behind, the oldest is dropped
+    (``on_drop``), so latency stays bounded, as with the inference worker.
+    """
+
+    def __init__(self, camera: Camera, handle: Callable[[CompressedImage], None], on_drop: Callable[[], None],
+                 depth: int = DECODE_QUEUE_DEPTH) -> None:
+        super().__init__(name=f"sage_fusion_decode_{camera.label}", daemon=True)
+        self._handle, self._on_drop = handle, on_drop
+        self._queue: deque[CompressedImage] = deque()
+        self._depth = depth
+        self._wake = threading.Condition()
+        self._stopping = False
+
+    def put(self, msg: CompressedImage) -> None:
+        with self._wake:
+            if len(self._queue) >= self._depth:
+                self._queue.popleft()
+                self._on_drop()
+            self._queue.append(msg)
+            self._wake.notify()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self.join(timeout=5.0)
+
+    def run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                msg = self._queue.popleft()
+            self._handle(msg)
+
+
+class ImageInputs:
+    """Subscriptions and checks of both cameras for one activation of the node.
+
+    ``on_frame(camera, stamp_ns, frame)`` gets every accepted image; ``flush(camera, newer_than_ns)``
+    is asked to drop what waits for pairing when a guard adopts a new clock; ``wanted()`` says whether
+    anybody needs the output (when not, messages are counted and skipped before any work);
+    ``report_bad(camera_label, kind, message)`` counts and logs a rejected message.
+    """
+
+    def __init__(self, node, params, stats, on_frame: Callable, flush: Callable, wanted: Callable[[], bool],
+                 report_bad: Callable[[str, str, str], None]) -> None:
+        self.node, self.params, self.stats = node, params, stats
+        self._on_frame, self._flush, self._wanted, self._report_bad = on_frame, flush, wanted, report_bad
+        self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
+        self.format_guard = FormatGuard(params.adopt_after_frames)
+        self.sizes: dict[Camera, tuple[int, int]] = {}
+        self.last_stamp: dict[Camera, int] = {}
+        self.camera_info: dict[Camera, CameraInfo] = {}
+        self.lock = threading.Lock()
+        self.decoders: dict[Camera, DecodeQueue] = {}
+        self.subscriptions = {}
+        self._info_subscriptions = []
+        self._subscribe(params)
+
+    def _subscribe(self, p) -> None:
+        reliability = (ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort"
+                       else ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability)
+        for camera in Camera:
+            if p.transport(camera) == "compressed":
+                decoder = DecodeQueue(camera, lambda msg, c=camera: self._decode(c, msg),
+                                      lambda: self.stats.count("decode_dropped"))
+                decoder.start()
+                self.decoders[camera] = decoder
+                self.subscriptions[camera] = self.node.create_subscription(
+                    CompressedImage, f"{camera.label}/image/compressed",
+                    lambda msg, c=camera: self._on_compressed(c, msg), qos)
+            else:
+                self.subscriptions[camera] = self.node.create_subscription(
+                    Image, f"{camera.label}/image", lambda msg, c=camera: self._on_raw(c, msg), qos)
+            self._info_subscriptions.append(self.node.create_subscription(
+                CameraInfo, f"{camera.label}/camera_info", lambda msg, c=camera: self.camera_info.__setitem__(c, msg),
+                qos))
+
+    def close(self) -> None:
+        """Unsubscribe and stop the decoders (what they hold is dropped)."""
+        for subscription in [*self.subscriptions.values(), *self._info_subscriptions]:
+            self.node.destroy_subscription(subscription)
+        for decoder in self.decoders.values():
+            decoder.stop()
+
+    # ----- executor and decoder threads ---------------------------------------------------------
+
+    def _arrived(self, camera: Camera) -> bool:
+        """Count the arrival (staleness needs it even when idle); whether to process the message."""
+        self.stats.arrived(camera.label)
+        if self._wanted():
+            return True
+        self.stats.count("skipped_idle")
+        return False
+
+    def _on_raw(self, camera: Camera, msg: Image) -> None:
+        if not self._arrived(camera):
+            return
+        try:
+            array = image_to_array(msg, ENCODINGS[camera])
+        except BadImage as exc:
+            self._report_bad(camera.label, exc.kind, str(exc))
+            return
+        self._accept(camera, array, msg.encoding, msg.header)
+
+    def _on_compressed(self, camera: Camera, msg: CompressedImage) -> None:
+        if self._arrived(camera):
+            self.decoders[camera].put(msg)
+
+    def _decode(self, camera: Camera, msg: CompressedImage) -> None:
+        """Decoder thread: the compressed image, checked like a raw one."""
+        try:
+            array, encoding = decode_compressed(msg.format, msg.data, allowed=ENCODINGS[camera])
+        except BadImage as exc:  # BadCompressedImage is one, with the kind counted
+            self._report_bad(camera.label, exc.kind, str(exc))
+            return
+        self._accept(camera, array, encoding, msg.header)
+
+    def _accept(self, camera: Camera, array: np.ndarray, encoding: str, header) -> None:
+        """The guards, then ``on_frame``; a message that does not fit its stream is counted and logged."""
+        with self.lock:
+            verdict = self.format_guard.check(camera, encoding, array.shape[1], array.shape[0])
+            if not self._accepted(camera, verdict):
+                return
+            stamp = stamp_ns(header)
+            verdict = self.stamp_guard.check(camera, stamp, time.monotonic_ns())
+            if not self._accepted(camera, verdict):
+                return
+            if verdict.adopted:
+                self._flush(camera, None)  # what waits was stamped by the old clock
+            else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
+                self._flush(camera, stamp + int(self.params.max_stamp_jump * 1e9))
+            self.sizes[camera] = (array.shape[1], array.shape[0])
+            self.last_stamp[camera] = stamp
+            if camera is Camera.RGB:
+                array = to_bgr(array, encoding)
+            self._on_frame(camera, stamp, Frame(array, header, encoding))
+
+    def _accepted(self, camera: Camera, verdict) -> bool:
+        if not verdict.accepted:
+            self._report_bad(camera.label, verdict.kind, verdict.message)
+        elif verdict.adopted:
+            self.node.get_logger().warning(f"{camera.label} camera: {verdict.message}")
+        return verdict.accepted
