@@ -64,6 +64,9 @@ PLAUSIBLE_LATENCY_S = (-1.0, 60.0)
 class FusionNode(Node):
     """Fuses time-paired thermal and RGB images with a sage_core model."""
 
+    #: Whether ROS itself refuses changes to read-only parameters (a managed node takes them while unconfigured).
+    LOCKS_READ_ONLY = True
+
     def __init__(self, node_name: str = "sage_fusion", *, autostart: bool = True, **kwargs) -> None:
         """``autostart``: configure and activate now (the plain node); False leaves it to a lifecycle."""
         super().__init__(node_name, **kwargs)
@@ -76,7 +79,7 @@ class FusionNode(Node):
         self.idle_since: float | None = None
         self._timers = []
         try:
-            declare_parameters(self)
+            declare_parameters(self, lock_read_only=self.LOCKS_READ_ONLY)
             self.add_on_set_parameters_callback(self._on_set_parameters)
             if autostart:
                 self.configure()
@@ -173,6 +176,10 @@ class FusionNode(Node):
         """Validate and apply run-time changes; never raises (a refusal carries the reason)."""
         if self.params is None:  # not configured yet: configure validates everything
             return SetParametersResult(successful=True)
+        locked = [c.name for c in changes if c.name in SPECS and SPECS[c.name].metadata["read_only"]]
+        if locked:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(locked)}: read-only while configured (managed node: cleanup, set, configure)"))
         try:
             new = from_values({c.name: c.value for c in changes if c.name in SPECS}, base=self.params)
             if self.pipeline is not None:

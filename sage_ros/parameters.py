@@ -269,9 +269,11 @@ def render_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def declare_parameters(node) -> None:
+def declare_parameters(node, lock_read_only: bool = True) -> None:
     """Declare every parameter on ``node`` (an rclpy Node); ParameterError for a value outside its range.
-    The other checks wait for :func:`read_parameters` (a managed node reports them at configure)."""
+    The other checks wait for :func:`read_parameters` (a managed node reports them at configure).
+    ``lock_read_only=False`` leaves read-only parameters settable for the node to refuse itself: a managed
+    node takes them while unconfigured."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.exceptions import InvalidParameterValueException
 
@@ -279,7 +281,8 @@ def declare_parameters(node) -> None:
         meta, kind = spec.metadata, _kind(spec)
         text = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
         # Dynamic typing: a wrong type reaches our validation, which says what was expected in words.
-        descriptor = ParameterDescriptor(description=text, read_only=meta["read_only"], dynamic_typing=True)
+        descriptor = ParameterDescriptor(description=text, read_only=meta["read_only"] and lock_read_only,
+                                         dynamic_typing=True)
         if meta["low"] is not None and kind is int:
             descriptor.integer_range = [IntegerRange(from_value=int(meta["low"]), to_value=int(meta["high"]), step=1)]
         elif meta["low"] is not None:

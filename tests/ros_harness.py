@@ -16,10 +16,17 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_ros.fusion_node import FusionNode
 from sage_ros.image_conversion import array_to_image_fields
+
+
+def make_compressed(data: bytes, fmt: str, stamp_ns: int, frame_id: str) -> CompressedImage:
+    msg = CompressedImage(format=fmt, data=data)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
+    return msg
 
 
 def make_image(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
@@ -54,6 +61,15 @@ class Loopback:
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
         self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
         self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+        # The compressed transport's topics (image_transport naming), for nodes started with *_transport compressed.
+        self.thermal_compressed_pub = self.probe.create_publisher(CompressedImage, "thermal/image/compressed",
+                                                                  qos_profile_sensor_data)
+        self.rgb_compressed_pub = self.probe.create_publisher(CompressedImage, "rgb/image/compressed",
+                                                              qos_profile_sensor_data)
+        raw = {"thermal": self.thermal_pub, "rgb": self.rgb_pub}
+        compressed = {"thermal": self.thermal_compressed_pub, "rgb": self.rgb_compressed_pub}
+        inputs = [(compressed if params.get(f"{camera}_transport") == "compressed" else raw)[camera]
+                  for camera in ("thermal", "rgb")]
         self.thermal_info_pub = self.probe.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data)
         self.rgb_info_pub = self.probe.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
@@ -61,8 +77,7 @@ class Loopback:
         self.executor.add_node(self.probe)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
-        assert self.wait_for(lambda: self.thermal_pub.get_subscription_count() > 0
-                             and self.rgb_pub.get_subscription_count() > 0
+        assert self.wait_for(lambda: all(pub.get_subscription_count() > 0 for pub in inputs)
                              and self.probe.count_publishers(f"{namespace}/fused/image") > 0
                              and self.node.outputs.wanted()), "discovery failed"  # lazy: it must see the probe
 

@@ -1,0 +1,115 @@
+"""``managed_fusion_node``: the fusion node as a managed (lifecycle) node, for orchestrated robots.
+
+The same node as ``fusion_node`` (same topics, parameters and diagnostics), whose stages run on the
+standard lifecycle transitions instead of at start:
+
+==============  ===========================================================================
+configure       read and validate the parameters, create the publishers (lifecycle publishers
+                for the fused outputs: they publish only while active)
+activate        load the model (once), warm it up, subscribe, start the worker and diagnostics
+deactivate      unsubscribe, stop the worker and diagnostics; the model stays loaded
+cleanup         free the model, destroy the publishers (back to unconfigured)
+shutdown        cleanup from any state
+==============  ===========================================================================
+
+Parameters marked read-only can be changed while the node is unconfigured (they are read at
+configure) and are refused while it is configured. A failing transition (a bad parameter at configure, a model that does not load at activate) logs
+the reason and returns FAILURE, which leaves the node in its previous state.
+
+    ros2 run sage_ros managed_fusion_node
+    ros2 lifecycle set /sage_fusion configure && ros2 lifecycle set /sage_fusion activate
+    ros2 launch sage_ros fusion.launch.py managed:=true   # configured and activated by the launch file
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
+
+from sage_core.errors import ConfigError
+from sage_ros.fusion_node import FusionNode
+
+
+class ManagedFusionNode(LifecycleNodeMixin, FusionNode):
+    """:class:`FusionNode` driven by lifecycle transitions (see the module docstring)."""
+
+    LOCKS_READ_ONLY = False  # read-only parameters are set while unconfigured and read at configure
+
+    def __init__(self, node_name: str = "sage_fusion", **kwargs) -> None:
+        FusionNode.__init__(self, node_name, autostart=False, **kwargs)
+        LifecycleNodeMixin.__init__(self, enable_communication_interface=True)
+
+    def _create_output_publisher(self, msg_type, topic: str, qos):
+        return self.create_lifecycle_publisher(msg_type, topic, qos)
+
+    def _destroy_output_publisher(self, publisher) -> None:
+        self.destroy_lifecycle_publisher(publisher)
+
+    def _attempt(self, transition: str, stage) -> TransitionCallbackReturn:
+        """Run one stage; a ConfigError (or any failure) is logged and answers FAILURE."""
+        try:
+            stage()
+        except ConfigError as exc:
+            self.get_logger().error(f"{transition} failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - a transition must answer, not take the process down
+            self.get_logger().error(f"{transition} failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = self._attempt("configure", self.configure)
+        if result != TransitionCallbackReturn.SUCCESS:
+            self.cleanup()  # whatever configure made before failing
+        return result
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        LifecycleNodeMixin.on_activate(self, state)  # the publishers first: the first frame must go out
+        result = self._attempt("activate", self.activate)
+        if result != TransitionCallbackReturn.SUCCESS:
+            self.deactivate()
+            LifecycleNodeMixin.on_deactivate(self, state)
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.deactivate()
+        return LifecycleNodeMixin.on_deactivate(self, state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error in state {state.label}: cleaning up")
+        self.cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = ManagedFusionNode()
+    except ConfigError as exc:
+        print(f"managed_fusion_node: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.cleanup()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

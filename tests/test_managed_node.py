@@ -1,0 +1,164 @@
+"""The managed (lifecycle) fusion node, driven over loopback DDS through its lifecycle services."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: pip install -e .[ros]")
+
+import rclpy  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from sage_core.synthetic import SyntheticScene  # noqa: E402
+from sage_ros.managed_fusion_node import ManagedFusionNode  # noqa: E402
+from tests.ros_harness import make_image  # noqa: E402
+
+FRAME = SyntheticScene(160, 128, seed=3).frame(0.5)
+
+
+class ManagedLoopback:
+    """A managed fusion node and a probe that drives its transitions and sends / receives images."""
+
+    def __init__(self, **params) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter(name, value=value) for name, value in
+                     {"warmup": False, "backend": "torch", "max_stamp_jump": 1000.0, **params}.items()]
+        self.node = ManagedFusionNode(context=self.context, namespace="/managed", parameter_overrides=overrides)
+        self.probe = rclpy.create_node("lifecycle_probe", namespace="/managed", context=self.context)
+        self.fused: list[Image] = []
+        self.probe.create_subscription(Image, "fused/image", self.fused.append, 50)
+        self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
+        self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+        self.change = self.probe.create_client(ChangeState, "sage_fusion/change_state")
+        self.get = self.probe.create_client(GetState, "sage_fusion/get_state")
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+        assert self.change.wait_for_service(timeout_sec=10.0) and self.get.wait_for_service(timeout_sec=10.0)
+
+    def call(self, client, request):
+        future = client.call_async(request)
+        deadline = time.monotonic() + 30.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.done(), "lifecycle service did not answer"
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(self.change, request).success
+
+    def state(self) -> int:
+        return self.call(self.get, GetState.Request()).current_state.id
+
+    def node_subscribes(self) -> bool:
+        return self.thermal_pub.get_subscription_count() > 0 and self.rgb_pub.get_subscription_count() > 0
+
+    def send_pairs(self, count: int) -> None:
+        for i in range(count):
+            stamp = (i + 1) * 1_000_000_000 + int(time.time()) * 1_000_000_000
+            self.thermal_pub.publish(make_image(FRAME.thermal_mono16, "mono16", stamp, "thermal"))
+            self.rgb_pub.publish(make_image(FRAME.visible, "bgr8", stamp, "rgb"))
+            time.sleep(0.05)
+
+    def wait_for(self, condition, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return condition()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self._spinner.join(timeout=5.0)
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def managed(request):
+    loop = ManagedLoopback(**getattr(request, "param", {}))
+    yield loop
+    loop.close()
+
+
+def test_the_transitions_load_subscribe_pause_and_free_as_the_lifecycle_says(managed):
+    assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert not managed.node_subscribes() and managed.node.pipeline is None
+
+    assert managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert managed.state() == State.PRIMARY_STATE_INACTIVE
+    assert managed.node.params is not None and managed.node.pipeline is None  # the model loads on activate
+    assert not managed.node_subscribes()
+
+    assert managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.state() == State.PRIMARY_STATE_ACTIVE
+    model = managed.node.pipeline
+    assert model is not None and managed.wait_for(managed.node_subscribes)
+    assert managed.wait_for(lambda: managed.node.outputs.wanted())
+    managed.send_pairs(4)
+    assert managed.wait_for(lambda: len(managed.fused) >= 3)
+    assert (managed.fused[-1].height, managed.fused[-1].width) == (128, 160)
+
+    assert managed.transition(Transition.TRANSITION_DEACTIVATE)
+    assert managed.state() == State.PRIMARY_STATE_INACTIVE
+    assert managed.wait_for(lambda: not managed.node_subscribes())
+    assert managed.node.pipeline is model  # deactivate keeps the model
+    published = len(managed.fused)
+    managed.send_pairs(3)
+    time.sleep(0.3)
+    assert len(managed.fused) == published
+
+    assert managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.node.pipeline is model  # not loaded again
+    assert managed.wait_for(managed.node_subscribes)
+    managed.send_pairs(4)
+    assert managed.wait_for(lambda: len(managed.fused) >= published + 3)
+
+    assert managed.transition(Transition.TRANSITION_DEACTIVATE)
+    assert managed.transition(Transition.TRANSITION_CLEANUP)
+    assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert managed.node.pipeline is None and managed.node.outputs is None
+    assert managed.wait_for(lambda: managed.probe.count_publishers("/managed/fused/image") == 0)
+
+    assert managed.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert managed.state() == State.PRIMARY_STATE_FINALIZED
+
+
+@pytest.mark.parametrize("managed", [{"output_width": 320}], indirect=True)
+def test_configure_refuses_bad_parameters_and_stays_unconfigured_until_they_are_fixed(managed):
+    assert not managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert managed.node.set_parameters([Parameter("output_height", value=256)])[0].successful
+    assert managed.transition(Transition.TRANSITION_CONFIGURE)
+    refused = managed.node.set_parameters([Parameter("output_height", value=128)])[0]
+    assert not refused.successful and "read-only while configured" in refused.reason
+    assert managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.wait_for(managed.node_subscribes)
+    assert managed.wait_for(lambda: managed.node.outputs.wanted())
+    managed.send_pairs(3)
+    assert managed.wait_for(lambda: len(managed.fused) >= 2)
+    assert (managed.fused[-1].width, managed.fused[-1].height) == (320, 256)
+
+
+@pytest.mark.parametrize("managed", [{"model_file_path": "/nonexistent/model.pt"}], indirect=True)
+def test_a_model_that_does_not_load_fails_activate_and_the_node_stays_inactive(managed):
+    assert managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert not managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.state() == State.PRIMARY_STATE_INACTIVE
+    assert not managed.node_subscribes()
+    assert managed.transition(Transition.TRANSITION_CLEANUP)
