@@ -2,6 +2,7 @@
 
     ros2 launch sage_ros fusion.launch.py thermal_topic:=/boson/image_raw rgb_topic:=/camera/color/image_raw
     ros2 launch sage_ros fusion.launch.py namespace:=front model_file_path:=/models/student.onnx rviz:=true
+    ros2 launch sage_ros fusion.launch.py managed:=true autostart:=false   # a lifecycle manager drives it
 
 Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``):
 the topics, namespace, rviz and log level here, and the node parameters marked ``launch=True`` in
@@ -32,6 +33,9 @@ ARGUMENTS = [
     ("rgb_topic", "rgb/image", "RGB image topic (its camera_info is the sibling topic)"),
     ("fused_topic", "fused/image", "fused output image topic (fused camera_info is the sibling topic)"),
     *[(name, "", f"{description} (empty: the value in params_file)") for name, description, _ in launch_parameters()],
+    ("managed", "false", "run the managed (lifecycle) node, managed_fusion_node, instead of fusion_node"),
+    ("autostart", "true", "with managed:=true, configure and activate it at launch (false: leave the transitions "
+                          "to a lifecycle manager)"),
     ("log_level", "info", "log level of the fusion node"),
     ("rviz", "false", "also start rviz2 with the packaged thermal / RGB / fused view"),
 ]
@@ -65,15 +69,39 @@ def _launch_setup(context, *args, **kwargs):
     for local, topic in (("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
                          ("fused/image", value["fused_topic"])):
         remappings += [(local, topic), (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
-    actions = [Node(
-        package="sage_ros", executable="fusion_node", name="sage_fusion", namespace=value["namespace"],
-        parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,
-        arguments=["--ros-args", "--log-level", f"sage_fusion:={value['log_level']}"],
-    )]
-    if value["rviz"].lower() in ("true", "1", "yes"):
+    node = dict(package="sage_ros", name="sage_fusion", namespace=value["namespace"],
+                parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,
+                arguments=["--ros-args", "--log-level", f"sage_fusion:={value['log_level']}"])
+    if _typed(value["managed"], bool):
+        actions = _managed_node(node, autostart=_typed(value["autostart"], bool))
+    else:
+        actions = [Node(executable="fusion_node", **node)]
+    if _typed(value["rviz"], bool):
         actions.append(Node(package="rviz2", executable="rviz2", name="sage_fusion_rviz", output="screen",
                             arguments=["-d", _rviz_config(share, value)]))
     return actions
+
+
+def _managed_node(node: dict, autostart: bool) -> list:
+    """The lifecycle node and, with ``autostart``, the events that configure it and then activate it."""
+    from launch.actions import EmitEvent, RegisterEventHandler
+    from launch.events import matches_action
+    from launch_ros.actions import LifecycleNode
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
+
+    managed = LifecycleNode(executable="managed_fusion_node", **node)
+    if not autostart:
+        return [managed]
+
+    def change(transition_id: int):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(managed), transition_id=transition_id))
+
+    activate_once_configured = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=managed, start_state="configuring", goal_state="inactive",
+        entities=[change(Transition.TRANSITION_ACTIVATE)]))
+    return [managed, activate_once_configured, change(Transition.TRANSITION_CONFIGURE)]
 
 
 def _rviz_config(share: str, value: dict) -> str:

@@ -37,14 +37,34 @@ def _load_launch_file(monkeypatch, share: Path):
         def perform(self, context):
             return str(share)
 
+    class LifecycleNode(Recorded):
+        pass
+
+    class EmitEvent(Recorded):
+        pass
+
+    class RegisterEventHandler(Recorded):
+        pass
+
+    class ChangeState(Recorded):
+        pass
+
+    class OnStateTransition(Recorded):
+        pass
+
     fakes = {
         "launch": types.SimpleNamespace(LaunchDescription=lambda entities: types.SimpleNamespace(entities=entities)),
         "launch.actions": types.SimpleNamespace(
-            DeclareLaunchArgument=DeclareLaunchArgument,
+            DeclareLaunchArgument=DeclareLaunchArgument, EmitEvent=EmitEvent,
+            RegisterEventHandler=RegisterEventHandler,
             OpaqueFunction=lambda function: types.SimpleNamespace(function=function)),
+        "launch.events": types.SimpleNamespace(matches_action=lambda action: ("matches", action)),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
-        "launch_ros.actions": types.SimpleNamespace(Node=Recorded),
+        "launch_ros.actions": types.SimpleNamespace(Node=Recorded, LifecycleNode=LifecycleNode),
+        "launch_ros.event_handlers": types.SimpleNamespace(OnStateTransition=OnStateTransition),
+        "launch_ros.events": types.SimpleNamespace(),
+        "launch_ros.events.lifecycle": types.SimpleNamespace(ChangeState=ChangeState),
         "launch_ros.substitutions": types.SimpleNamespace(FindPackageShare=FindPackageShare),
     }
     for name, module in fakes.items():
@@ -88,6 +108,31 @@ def test_launch_setup_passes_parameters_remaps_and_rviz(monkeypatch, tmp_path):
     view = Path(rviz.kwargs["arguments"][1]).read_text()
     assert "Value: /boson/image_raw\n" in view and "Value: /front/rgb/image\n" in view
     assert module._typed("false", bool) is False and module._typed("7", int) == 7
+
+
+@pytest.mark.parametrize("autostart", ["true", "false"])
+def test_managed_true_launches_the_lifecycle_node_and_autostart_configures_then_activates_it(
+        monkeypatch, tmp_path, autostart):
+    pytest.importorskip("lifecycle_msgs", reason="lifecycle_msgs comes with rclpy ([ros] extra or ROS 2)")
+    from lifecycle_msgs.msg import Transition
+
+    module = _load_launch_file(monkeypatch, tmp_path)
+    context = {name: default for name, default, _ in module.ARGUMENTS}
+    context.update(managed="true", autostart=autostart, namespace="front")
+    actions = module._launch_setup(context)
+    node = actions[0]
+    assert type(node).__name__ == "LifecycleNode"
+    assert node.kwargs["executable"] == "managed_fusion_node" and node.kwargs["name"] == "sage_fusion"
+    assert node.kwargs["namespace"] == "front" and ("thermal/image", "thermal/image") in node.kwargs["remappings"]
+    if autostart == "false":
+        assert len(actions) == 1
+        return
+    handler, configure = actions[1], actions[2]
+    assert configure.kwargs["event"].kwargs == {"lifecycle_node_matcher": ("matches", node),
+                                                "transition_id": Transition.TRANSITION_CONFIGURE}
+    transition = handler.args[0].kwargs
+    assert transition["target_lifecycle_node"] is node and transition["goal_state"] == "inactive"
+    assert transition["entities"][0].kwargs["event"].kwargs["transition_id"] == Transition.TRANSITION_ACTIVATE
 
 
 def test_parameter_file_is_the_rendered_table():
