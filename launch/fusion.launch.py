@@ -68,7 +68,9 @@ def _launch_setup(context, *args, **kwargs):
     remappings = []
     for local, topic in (("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
                          ("fused/image", value["fused_topic"])):
-        remappings += [(local, topic), (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
+        # image_transport naming: the compressed topic follows its image topic (<topic>/compressed).
+        remappings += [(local, topic), (f"{local}/compressed", f"{topic}/compressed"),
+                       (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
     node = dict(package="sage_ros", name="sage_fusion", namespace=value["namespace"],
                 parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,
                 arguments=["--ros-args", "--log-level", f"sage_fusion:={value['log_level']}"])

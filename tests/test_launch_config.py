@@ -105,6 +105,8 @@ def test_launch_setup_passes_parameters_remaps_and_rviz(monkeypatch, tmp_path):
     assert overrides == {"slop": 0.1, "model_file_path": "/m/a.onnx"}  # empty arguments leave params_file's
     assert ("thermal/image", "/boson/image_raw") in kwargs["remappings"]
     assert ("thermal/camera_info", "/boson/camera_info") in kwargs["remappings"]
+    assert ("thermal/image/compressed", "/boson/image_raw/compressed") in kwargs["remappings"]
+    assert ("fused/image/compressed", "fused/image/compressed") in kwargs["remappings"]
     view = Path(rviz.kwargs["arguments"][1]).read_text()
     assert "Value: /boson/image_raw\n" in view and "Value: /front/rgb/image\n" in view
     assert module._typed("false", bool) is False and module._typed("7", int) == 7
