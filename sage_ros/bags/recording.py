@@ -36,9 +36,7 @@ class BagRecorder:
     def image(self, topic: str, array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str, log_ns: int,
               transport: str = "raw") -> None:
         """One image on ``topic`` (raw) or ``topic/compressed...`` (compressed transports)."""
-        name, msgtype = self.topic_of(topic, transport), TRANSPORTS[transport][1]
-        if name not in self._connections:
-            self._connections[name] = self.bag.add_topic(name, msgtype)
+        connection = self.connection(self.topic_of(topic, transport), TRANSPORTS[transport][1])
         if transport == "raw":
             raw = image_message(array, encoding, stamp_ns, frame_id)
         else:
@@ -46,7 +44,13 @@ class BagRecorder:
                       "png": lambda: encode_png(array, encoding),
                       "compressedDepth": lambda: encode_compressed_depth(array, encoding)}[transport]
             raw = compressed_message(*encode(), stamp_ns, frame_id)
-        self.bag.write(self._connections[name], log_ns, raw)
+        self.bag.write(connection, log_ns, raw)
+
+    def connection(self, topic: str, msgtype: str):
+        """The bag's connection for ``topic``, added on first use."""
+        if topic not in self._connections:
+            self._connections[topic] = self.bag.add_topic(topic, msgtype)
+        return self._connections[topic]
 
 
 @dataclass(frozen=True)
