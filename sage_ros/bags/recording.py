@@ -79,3 +79,22 @@ def write_pair_bag(path: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, st
             thermal_stamp = stamp + streams.thermal_offset_ns
             recorder.image(streams.thermal_topic, thermal, thermal_encoding, thermal_stamp, "thermal_optical",
                            thermal_stamp + streams.log_delay_ns, streams.thermal_transport)
+
+
+def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, thermal_offset_ns: int) -> int:
+    """What a loopback run sent and received (``sage_ros.loopback``), as a bag: the input pairs logged when
+    published, the fused images the recorder received logged when they arrived. Returns the fused count."""
+    with OutputBag(path, overwrite=True) as bag:
+        recorder = BagRecorder(bag)
+        for index, stamp in sorted(result.published_ns.items()):
+            pair = pairs[index]
+            recorder.image(f"{namespace}/rgb/image", pair.visible, "bgr8", stamp, "rgb_optical", stamp)
+            recorder.image(f"{namespace}/thermal/image", pair.thermal, pair.thermal_encoding,
+                           stamp + thermal_offset_ns, "thermal_optical", stamp)
+        fused = recorder.connection(f"{namespace}/fused/image", IMAGE)
+        for index, (arrival_ns, msg) in sorted(result.fused_messages.items()):
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            array = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)
+            array = array[..., 0] if msg.encoding == "mono8" else array
+            bag.write(fused, arrival_ns, image_message(array, msg.encoding, stamp, msg.header.frame_id))
+    return len(result.fused_messages)
