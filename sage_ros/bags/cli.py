@@ -18,7 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sage_core.cli import fuse as image_files
+from sage_core.cli.fuse import build_parser as build_image_parser
+from sage_core.cli.fuse import main as image_main
 from sage_core.cli.common import add_inference_arguments, run_command
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -78,7 +79,7 @@ def bag_main(argv: list[str]) -> int:
 
 
 def _help() -> str:
-    return (image_files.build_parser().format_help() + "\n" + "=" * 100 + "\nWith --bag: fuse a rosbag2 bag\n\n"
+    return (build_image_parser().format_help() + "\n" + "=" * 100 + "\nWith --bag: fuse a rosbag2 bag\n\n"
             + build_parser().format_help())
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or "-h" in argv or "--help" in argv:
         print(_help(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    return image_files.main(argv)
+    return image_main(argv)
 
 
 if __name__ == "__main__":
