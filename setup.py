@@ -35,6 +35,9 @@ setup(
         "opencv-python-headless==5.0.0.93",
         "tqdm==4.70.1",
         "PyYAML==6.0.4",
+        # rosbag2 (MCAP, SQLite3) read and written in pure Python for `sage-fuse --bag` and the demo's
+        # recording: no ROS install needed, so it is a plain dependency, not part of the [ros] extra.
+        "rosbags==0.11.9",
     ],
     extras_require={
         # ROS 2 Kilted as wheels, for machines without a system ROS 2 install.
@@ -55,7 +58,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "sage-fuse = sage_core.cli.fuse:main",
+            "sage-fuse = sage_ros.bags.cli:main",  # image files, or a bag with --bag
             "sage-calibrate = sage_core.cli.calibrate:main",
             "sage-demo = sage_ros.demo:main",
             "fusion_node = sage_ros.fusion_node:main",

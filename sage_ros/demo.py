@@ -9,7 +9,8 @@ of ``--data DIR`` (``ir/`` + ``vis/``). The fusion node runs as its own process,
 over DDS on loopback only; a recorder node receives the fused stream. Written to
 ``--out``: ``frames/NNNN.png`` (thermal | visible | fused), ``demo.mp4``,
 ``mosaic.png`` (a few frames at a glance), ``summary.json`` (latency and
-throughput) and ``fusion_node.log``.
+throughput), ``fused.mcap`` (a rosbag2 MCAP file of the thermal, RGB and fused streams as
+published and received; Foxglove opens it, ``sage-fuse --bag`` fuses it again) and ``fusion_node.log``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from sage_core.errors import SageError
 from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
 from sage_ros.dds import isolate_dds
-from sage_ros.loopback import LoopbackError, dataset_input_pairs, run_loopback, synthetic_pairs
+from sage_ros.loopback import (THERMAL_OFFSET_NS, LoopbackError, dataset_input_pairs, run_loopback,
+                               synthetic_pairs)
+
+#: The loopback run's namespace: the bag's topics are what the streams were called on DDS.
+NAMESPACE = "/sage_demo"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -96,7 +101,13 @@ def _run(args: argparse.Namespace):
     print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
           f"domain {os.environ['ROS_DOMAIN_ID']})", flush=True)
     return pairs, source, run_loopback(pairs, args.rate, node_parameters(args), keep_frames=True,
-                                       log_path=args.out / "fusion_node.log")
+                                       namespace=NAMESPACE, log_path=args.out / "fusion_node.log")
+
+
+def _write_bag(path: Path, pairs, result) -> None:
+    from sage_ros.bags.recording import write_loopback_bag  # rosbags loads only once there is something to write
+
+    write_loopback_bag(path, NAMESPACE, pairs, result, THERMAL_OFFSET_NS)
 
 
 def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
@@ -113,6 +124,7 @@ def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
     overview = write_image_atomic(args.out / "mosaic.png", np.concatenate(picks, axis=0))
     video = args.out / "demo.mp4"
     has_video = _write_video(video, strips, min(args.rate, 30.0))
+    _write_bag(args.out / "fused.mcap", pairs, result)
     latency = result.latency_percentiles()
     summary = {
         "source": source, "rate_hz": args.rate, "sent": result.sent, "received": result.received,
@@ -128,6 +140,7 @@ def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
     print(f"look at: {overview.resolve()}")
     print(f"    and: {(args.out / 'frames').resolve()}/ ({len(strips)} frames)"
           + (f", {video.resolve()}" if has_video else "") + f", {(args.out / 'summary.json').resolve()}")
+    print(f"    and: {(args.out / 'fused.mcap').resolve()} (thermal, RGB and fused streams: open it in Foxglove)")
     return 0
 
 

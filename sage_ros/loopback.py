@@ -74,6 +74,8 @@ class LoopbackResult:
     latencies_ms: list[float]
     fused: dict[int, np.ndarray] = field(default_factory=dict)  # index -> fused BGR (when kept)
     diagnostics: dict[str, str] = field(default_factory=dict)
+    published_ns: dict[int, int] = field(default_factory=dict)  # index -> publish time = RGB stamp (when kept)
+    fused_messages: dict[int, tuple[int, object]] = field(default_factory=dict)  # index -> (arrival ns, message)
 
     @property
     def delivered_hz(self) -> float:
@@ -272,7 +274,10 @@ def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, 
         last_arrival = max((arrival for arrival, _ in recorder.received.values()), default=sent_until)
         return LoopbackResult(sent=len(pairs), received=len(recorder.received),
                               duration_s=max(last_arrival, sent_until) - started, latencies_ms=latencies,
-                              fused=recorder.frames() if keep_frames else {}, diagnostics=dict(recorder.diagnostics))
+                              fused=recorder.frames() if keep_frames else {}, diagnostics=dict(recorder.diagnostics),
+                              published_ns={i: s for s, i in recorder.stamp_to_index.items()} if keep_frames else {},
+                              fused_messages={i: (round(arrival * 1e9), msg) for i, (arrival, msg)
+                                              in recorder.received.items()} if keep_frames else {})
     finally:
         session.close()
         node.stop()

@@ -25,6 +25,7 @@ def test_demo_writes_pictures_and_a_summary(tmp_path, capsys):
     mosaic = cv2.imread(str(out / "mosaic.png"))
     assert mosaic is not None and mosaic.shape[1] > 3 * 160
     assert "look at:" in capsys.readouterr().out
+    check_recording(out, summary, 8, 160, 128)
 
 
 def test_demo_reports_a_bad_weights_file_in_one_line(tmp_path, capsys):
@@ -34,3 +35,25 @@ def test_demo_reports_a_bad_weights_file_in_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "fusion node exited with status 2" in err[0]
     assert "bad.pt: not a readable PyTorch checkpoint" in err[0]
+
+
+def check_recording(out, summary, sent: int, width: int, height: int) -> None:
+    """fused.mcap holds what was sent and what came back, readable without ROS (as Foxglove reads it)."""
+    import numpy as np
+
+    from sage_ros.bags.messages import TYPESTORE
+    from sage_ros.image_conversion import image_to_array
+    from tests.bag_helpers import read_bag
+
+    messages = read_bag(out / "fused.mcap")
+    counts = {topic: sum(m.topic == topic for m in messages) for topic in {m.topic for m in messages}}
+    assert counts == {"/sage_demo/thermal/image": sent, "/sage_demo/rgb/image": sent,
+                      "/sage_demo/fused/image": summary["received"]}
+    fused = [m for m in messages if m.topic == "/sage_demo/fused/image"]
+    rgb_stamps = {m.stamp_ns for m in messages if m.topic == "/sage_demo/rgb/image"}
+    assert fused and all(m.stamp_ns in rgb_stamps for m in fused)  # the reference camera's stamps
+    image = TYPESTORE.deserialize_cdr(fused[0].raw, fused[0].msgtype)
+    assert (image.width, image.height, image.encoding) == (width, height, "bgr8")
+    assert len(image.data) == width * height * 3
+    thermal = [m for m in messages if m.topic == "/sage_demo/thermal/image"][0]
+    assert thermal.msg.encoding == "mono16" and image_to_array(thermal.msg).dtype == np.uint16

@@ -192,7 +192,7 @@ def test_wheel_installs_share_files_weights_and_executables(tmp_path):
         assert f"{data}/data/{path}" in names, path
     assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/fastdds_loopback.xml"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for script in ("sage-fuse = sage_core.cli.fuse:main", "sage-demo = sage_ros.demo:main",
+    for script in ("sage-fuse = sage_ros.bags.cli:main", "sage-demo = sage_ros.demo:main",
                    "fusion_node = sage_ros.fusion_node:main"):
         assert script in entry_points
     cfg = (REPO / "setup.cfg").read_text()  # colcon: executables where `ros2 run` looks

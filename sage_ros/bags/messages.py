@@ -1,0 +1,85 @@
+"""sensor_msgs/Image and CompressedImage in a bag <-> numpy, through rosbags' typestore (no ROS install).
+
+Decoding reuses the node's conversion (``image_conversion.image_to_array``) and the CompressedImage codec
+(``compressed.decode_compressed``), so a bag message is judged exactly as the node judges the same
+message live; every problem is a ``BadImage`` with the kind the node counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+from sage_ros.compressed import decode_compressed
+from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_array
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+#: Kilted's definitions (our ROS 2 wheels); sensor_msgs/Image and CompressedImage are the same in every ROS 2.
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+_Image = TYPESTORE.types[IMAGE]
+_Compressed = TYPESTORE.types[COMPRESSED]
+_Header = TYPESTORE.types["std_msgs/msg/Header"]
+_Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
+
+
+@dataclass(frozen=True)
+class BagHeader:
+    """A message's header as the node sees it, plus when the recorder logged the message."""
+
+    stamp_ns: int
+    frame_id: str
+    log_ns: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    array: np.ndarray  # in the channel order ``encoding`` names
+    encoding: str
+    header: BagHeader
+
+
+def _header(stamp_ns: int, frame_id: str):
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return _Header(stamp=_Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tuple[str, ...]) -> Decoded:
+    """A serialized Image or CompressedImage -> its array, encoding and header; BadImage when it cannot be."""
+    try:
+        msg = TYPESTORE.deserialize_cdr(raw, msgtype)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on damaged CDR
+        raise BadImage("deserialize", f"{msgtype} message of {len(raw)} bytes cannot be deserialized: "
+                       f"{type(exc).__name__}: {exc}") from None
+    header = BagHeader(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, msg.header.frame_id, log_ns)
+    if msgtype == COMPRESSED:
+        array, encoding = decode_compressed(msg.format, msg.data, allowed)
+    else:
+        array, encoding = image_to_array(msg, allowed), msg.encoding
+    return Decoded(array, encoding, header)
+
+
+def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> bytes:
+    """A serialized sensor_msgs/Image of ``array`` (in ``encoding``'s layout)."""
+    fields = array_to_image_fields(array, encoding)
+    fields["data"] = np.frombuffer(fields["data"], np.uint8)
+    return bytes(TYPESTORE.serialize_cdr(_Image(header=_header(stamp_ns, frame_id), **fields), IMAGE))
+
+
+def compressed_message(format_text: str, data: bytes, stamp_ns: int, frame_id: str) -> bytes:
+    """A serialized sensor_msgs/CompressedImage."""
+    msg = _Compressed(header=_header(stamp_ns, frame_id), format=format_text, data=np.frombuffer(data, np.uint8))
+    return bytes(TYPESTORE.serialize_cdr(msg, COMPRESSED))
+
+
+def first_encoding(msgtype: str, raw: bytes | memoryview) -> str:
+    """What the first message of a topic says about its pixels (``encoding``, or a compressed ``format``'s
+    leading encoding); "" when it cannot be read. Topic detection uses it when names do not tell."""
+    try:
+        msg = TYPESTORE.deserialize_cdr(raw, msgtype)
+    except Exception:  # noqa: BLE001 - only a hint: an unreadable message gives none
+        return ""
+    return msg.format.partition(";")[0].strip() if msgtype == COMPRESSED else msg.encoding

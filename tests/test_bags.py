@@ -1,0 +1,142 @@
+"""Offline bag fusion: bags written here from generated pairs, fused, and read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sage_core.fuser import Fuser
+from sage_core.options import InferenceOptions
+from sage_ros.bags.fuse_bag import FUSED_TOPIC, fuse_bag
+from sage_ros.bags.recording import PairStreams, write_pair_bag
+from sage_ros.parameters import FusionParams
+from tests.bag_helpers import expected_fused, fusion, jpeg_roundtrip, on, read_bag, synthetic_pairs
+
+
+@pytest.fixture(scope="module")
+def fuser():
+    return Fuser.from_options(InferenceOptions(device="cpu", backend="torch"))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_raw_bag_gives_what_the_pipeline_gives_with_the_reference_header(tmp_path, fuser, storage):
+    pairs = synthetic_pairs(6)
+    streams = PairStreams()
+    write_pair_bag(tmp_path / "in", pairs, streams, storage=storage)
+    params = FusionParams()
+    result = fuse_bag(tmp_path / "in", tmp_path / "out", params, fusion=fusion(fuser, params))
+    assert (result.published, result.pairs, result.unpaired, sum(result.bad.values())) == (6, 6, 0, 0)
+    messages = read_bag(tmp_path / "out")
+    fused, rgb = on(messages, FUSED_TOPIC), on(messages, "/rgb/image")
+    assert len(fused) == 6 and len(on(messages, "/thermal/image")) == 6 and len(rgb) == 6
+    for message, reference, expected in zip(fused, rgb, expected_fused(fuser, params, pairs)):
+        assert message.msg.encoding == "bgr8" and message.msg.header.frame_id == "rgb_optical"
+        assert message.stamp_ns == reference.stamp_ns and message.log_ns == reference.log_ns
+        assert np.array_equal(message.image(), expected)
+
+
+def test_input_topics_are_copied_byte_for_byte(tmp_path, fuser):
+    write_pair_bag(tmp_path / "in", synthetic_pairs(4), storage="sqlite3")
+    fuse_bag(tmp_path / "in", tmp_path / "out", FusionParams(), fusion=fusion(fuser))
+    before = read_bag(tmp_path / "in")
+    after = [m for m in read_bag(tmp_path / "out") if m.topic != FUSED_TOPIC]
+    key = lambda m: (m.topic, m.log_ns)  # noqa: E731
+    assert sorted(((m.topic, m.log_ns, m.raw) for m in before), key=lambda t: t[:2]) == \
+        sorted(((m.topic, m.log_ns, m.raw) for m in after), key=lambda t: t[:2])
+    assert len({key(m) for m in after}) == 8
+
+
+def test_no_copy_writes_the_fused_stream_alone(tmp_path, fuser):
+    write_pair_bag(tmp_path / "in", synthetic_pairs(3))
+    result = fuse_bag(tmp_path / "in", tmp_path / "out.mcap", FusionParams(), copy=False, fusion=fusion(fuser))
+    assert (tmp_path / "out.mcap").is_file() and result.copied == 0
+    assert {m.topic for m in read_bag(tmp_path / "out.mcap")} == {FUSED_TOPIC}
+
+
+def test_jpeg_rgb_and_png_thermal_decode_as_the_compressed_transport_sends_them(tmp_path, fuser):
+    pairs = synthetic_pairs(4)
+    write_pair_bag(tmp_path / "in", pairs, PairStreams(rgb_transport="jpeg", thermal_transport="png"),
+                   jpeg_quality=90)
+    result = fuse_bag(tmp_path / "in", tmp_path / "out", FusionParams(), fusion=fusion(fuser))
+    assert result.topics[result_camera("thermal")].name == "/thermal/image/compressed"
+    decoded_pairs = [(thermal, enc, jpeg_roundtrip(visible, 90)) for thermal, enc, visible in pairs]
+    fused = on(read_bag(tmp_path / "out"), FUSED_TOPIC)
+    assert len(fused) == 4
+    for message, expected in zip(fused, expected_fused(fuser, FusionParams(), decoded_pairs)):
+        assert np.array_equal(message.image(), expected)
+
+
+def result_camera(label: str):
+    from sage_core.cameras import Camera
+
+    return Camera.THERMAL if label == "thermal" else Camera.RGB
+
+
+def test_compressed_depth_thermal_keeps_its_sixteen_bits(tmp_path, fuser):
+    pairs = synthetic_pairs(3)
+    write_pair_bag(tmp_path / "in", pairs, PairStreams(thermal_transport="compressedDepth"))
+    fused = on(read_bag(fuse_bag(tmp_path / "in", tmp_path / "out", FusionParams(), fusion=fusion(fuser)).output),
+               FUSED_TOPIC)
+    for message, expected in zip(fused, expected_fused(fuser, FusionParams(), pairs), strict=True):
+        assert np.array_equal(message.image(), expected)
+
+
+def test_the_thermal_camera_as_reference_gives_its_grid_stamp_and_frame(tmp_path, fuser):
+    pairs = synthetic_pairs(3, width=96, height=80)
+    pairs = [(thermal[:64, :80].copy(), enc, visible) for thermal, enc, visible in pairs]  # a smaller thermal grid
+    write_pair_bag(tmp_path / "in", pairs)
+    params = FusionParams(reference_camera="thermal", output_encoding="mono8")
+    fuse_bag(tmp_path / "in", tmp_path / "out", params, fusion=fusion(fuser, params))
+    messages = read_bag(tmp_path / "out")
+    for message, thermal in zip(on(messages, FUSED_TOPIC), on(messages, "/thermal/image"), strict=True):
+        assert message.msg.encoding == "mono8" and message.image().shape == (64, 80)
+        assert message.msg.header.frame_id == "thermal_optical" and message.stamp_ns == thermal.stamp_ns
+        assert message.log_ns == thermal.log_ns
+
+
+def test_bad_messages_are_counted_and_the_rest_is_fused(tmp_path, fuser):
+    from sage_ros.bags.messages import COMPRESSED, IMAGE, compressed_message, image_message
+    from sage_ros.bags.recording import BagRecorder
+    from sage_ros.bags.storage import OutputBag
+
+    pairs = synthetic_pairs(4)
+    start = 1_700_000_000_000_000_000
+    with OutputBag(tmp_path / "in") as bag:
+        recorder = BagRecorder(bag)
+        junk = recorder.connection("/rgb/image/compressed", COMPRESSED)
+        for i, (thermal, enc, visible) in enumerate(pairs):
+            stamp = start + i * 100_000_000
+            recorder.image("/thermal/image", thermal, enc, stamp, "thermal_optical", stamp + 1)
+            if i == 1:  # a corrupt JPEG where the second RGB image should be
+                bag.write(junk, stamp + 2, compressed_message("bgr8; jpeg compressed bgr8", b"\xff\xd8junk", stamp,
+                                                              "rgb_optical"))
+            else:
+                recorder.image("/rgb/image", visible, "bgr8", stamp, "rgb_optical", stamp + 2, "jpeg")
+        stamp = start + 9 * 100_000_000  # a thermal image in an encoding thermal cameras never send
+        bag.write(recorder.connection("/thermal/image", IMAGE), stamp,
+                  image_message(np.zeros((80, 96, 3), np.uint8), "bgr8", stamp, "thermal_optical"))
+    result = fuse_bag(tmp_path / "in", tmp_path / "out", FusionParams(), fusion=fusion(fuser))
+    assert result.bad == {"compressed_data": 1, "encoding": 1}
+    assert "rgb: " in result.first_bad["compressed_data"] and "cannot be decoded" in result.first_bad["compressed_data"]
+    assert result.published == 3 and result.unpaired == 1
+
+
+def test_passthrough_publishes_the_live_camera_when_the_other_stops(tmp_path, fuser):
+    from sage_ros.bags.recording import BagRecorder
+    from sage_ros.bags.storage import OutputBag
+
+    pairs = synthetic_pairs(8)
+    start = 1_700_000_000_000_000_000
+    with OutputBag(tmp_path / "in") as bag:
+        recorder = BagRecorder(bag)
+        for i, (thermal, enc, visible) in enumerate(pairs):
+            stamp = start + i * 500_000_000  # 2 Hz: thermal stops after 3 frames, stale after 1 s
+            recorder.image("/rgb/image", visible, "bgr8", stamp, "rgb_optical", stamp)
+            if i < 3:
+                recorder.image("/thermal/image", thermal, enc, stamp, "thermal_optical", stamp + 1)
+    params = FusionParams(on_stale="passthrough")
+    result = fuse_bag(tmp_path / "in", tmp_path / "out", params, fusion=fusion(fuser, params))
+    fused = on(read_bag(tmp_path / "out"), FUSED_TOPIC)
+    assert result.pairs == 3 and result.passthrough == 3  # rgb 5, 6, 7: more than 1 s after the last thermal
+    assert [m.stamp_ns for m in fused[3:]] == [start + i * 500_000_000 for i in (5, 6, 7)]
+    assert np.array_equal(fused[-1].image(), pairs[-1][2])  # the rgb image itself, on the output grid
