@@ -62,6 +62,7 @@ setup(
             "sage-calibrate = sage_core.cli.calibrate:main",
             "sage-demo = sage_ros.demo:main",
             "fusion_node = sage_ros.fusion_node:main",
+            "managed_fusion_node = sage_ros.managed_fusion_node:main",
         ],
     },
     zip_safe=True,

@@ -193,7 +193,8 @@ def test_wheel_installs_share_files_weights_and_executables(tmp_path):
     assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/fastdds_loopback.xml"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for script in ("sage-fuse = sage_ros.bags.cli:main", "sage-demo = sage_ros.demo:main",
-                   "fusion_node = sage_ros.fusion_node:main"):
+                   "fusion_node = sage_ros.fusion_node:main",
+                   "managed_fusion_node = sage_ros.managed_fusion_node:main"):
         assert script in entry_points
     cfg = (REPO / "setup.cfg").read_text()  # colcon: executables where `ros2 run` looks
     assert "script_dir=$base/lib/sage_ros" in cfg and "install_scripts=$base/lib/sage_ros" in cfg
