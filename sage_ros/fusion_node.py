@@ -52,7 +52,8 @@ from sage_ros.health import HealthMonitor
 from sage_ros.image_conversion import to_output_encoding
 from sage_ros.image_inputs import ImageInputs
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, declare_parameters, from_values, read_parameters
-from sage_ros.sync import ApproximateTimePairer, Stamped
+from sage_ros.intake import FrameIntake
+from sage_ros.sync import Stamped
 from sage_ros.worker import Frame, InferenceWorker, Job
 
 #: Seconds between two log lines about the same kind of bad message from the same camera.
@@ -74,6 +75,7 @@ class FusionNode(Node):
         self.pipeline: FramePipeline | None = None
         self.worker: InferenceWorker | None = None
         self.alignment_watch: AlignmentWatch | None = None
+        self.intake: FrameIntake | None = None
         self.inputs: ImageInputs | None = None
         self.outputs: FusedOutputs | None = None
         self.idle_since: float | None = None
@@ -99,7 +101,6 @@ class FusionNode(Node):
                                       f"a folder; using {p.engine_cache_folder} (set engine_cache_dir instead)")
         self.stats = FusionStats()
         self._last_bad_log: dict[tuple[str, str], float] = {}
-        self.pairer = ApproximateTimePairer(p.queue_size, p.slop, self._on_pair)
         self.outputs = FusedOutputs(self._create_output_publisher, p.qos_depth)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
@@ -122,7 +123,6 @@ class FusionNode(Node):
         """Load the model if needed, then subscribe and start the worker, the alignment watch and the timers."""
         self.load_model()
         p = self.params
-        self.pairer.clear()
         self.health = HealthMonitor(self)
         self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"))
         self.worker.start()
@@ -130,7 +130,9 @@ class FusionNode(Node):
                                               np.reshape(p.homography_matrix, (3, 3)) if p.homography_matrix else None,
                                               p.auto_align, p.auto_align_checks, self._on_homography_update)
         self.alignment_watch.start()
-        self.inputs = ImageInputs(self, p, self.stats, self._on_frame, self.pairer.flush, self._wanted, self._bad)
+        self.intake = FrameIntake(p, self._on_pair, self._on_single, self.health.is_stale, self._bad,
+                                  self.get_logger().warning)
+        self.inputs = ImageInputs(self, p, self.stats, self.intake, self._wanted, self._bad)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics),
                         self.create_timer(0.25, self.health.watchdog)]
         topics = {camera: self.inputs.subscriptions[camera].topic_name for camera in Camera}
@@ -184,12 +186,8 @@ class FusionNode(Node):
             new = from_values({c.name: c.value for c in changes if c.name in SPECS}, base=self.params)
             if self.pipeline is not None:
                 self.pipeline.reconfigure_thermal(new.thermal_config())
-            self.pairer.configure(new.queue_size, new.slop)
-            if self.inputs is not None:
-                self.inputs.params = new
-                guards = self.inputs.stamp_guard, self.inputs.format_guard
-                guards[0].max_jump_s, guards[0].adopt_after = new.max_stamp_jump, new.adopt_after_frames
-                guards[1].adopt_after = new.adopt_after_frames
+            if self.intake is not None:
+                self.intake.reconfigure(new)
             if self.alignment_watch is not None:
                 self.alignment_watch.warn_px = new.alignment_warn_px
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
@@ -198,7 +196,7 @@ class FusionNode(Node):
         self.params = new
         return SetParametersResult(successful=True)
 
-    # ----- input (executor and decoder threads, under ImageInputs.lock) ---------------------------
+    # ----- input (executor and decoder threads; the intake's callbacks under ImageInputs.lock) -----
 
     def _bad(self, source: str, kind: str, message: str) -> None:
         self.stats.bad_message(kind)
@@ -220,11 +218,9 @@ class FusionNode(Node):
             self.get_logger().info("nobody subscribes to a fused output: skipping conversion and inference (lazy)")
         return False
 
-    def _on_frame(self, camera: Camera, stamp: int, frame: Frame) -> None:
-        paired = self.pairer.add(camera, stamp, frame)
-        if not paired and self.params.on_stale == "passthrough" and self.health.is_stale(camera.other):
-            self.stats.count("passthrough")
-            self.worker.submit(Job({camera: frame}))
+    def _on_single(self, camera: Camera, frame: Frame) -> None:
+        self.stats.count("passthrough")
+        self.worker.submit(Job({camera: frame}))
 
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
         self.stats.record(pair_dt_ms=abs(thermal.stamp_ns - rgb.stamp_ns) / 1e6)
@@ -254,7 +250,7 @@ class FusionNode(Node):
         else:
             ((camera, reference),) = job.frames.items()
             out = self.pipeline.passthrough(camera, reference.array,
-                                            self.inputs.sizes.get(camera.other, reference.size))
+                                            self.intake.sizes.get(camera.other, reference.size))
         out = to_output_encoding(out, p.output_encoding)
         self.outputs.publish_image(out, p.output_encoding, reference.header, p.jpeg_quality)
         if job.is_pair:

@@ -81,7 +81,7 @@ class HealthMonitor:
             return None
         if self.node.idle_since is not None:  # nothing was asked for: not a fault
             return None
-        last_stamp = self.node.inputs.last_stamp
+        last_stamp = self.node.intake.last_stamp
         if len(last_stamp) < 2:
             return f"both cameras live but nothing fused for {now - last_output:.1f} s: every message was rejected"
         gap = abs(last_stamp[Camera.THERMAL] - last_stamp[Camera.RGB]) / 1e9
@@ -121,5 +121,5 @@ class HealthMonitor:
         array = DiagnosticArray()
         array.header.stamp = node.get_clock().now().to_msg()
         array.status = [status(f"{node.get_name()}: fusion", node.get_fully_qualified_name(), level, message,
-                               node.stats.key_values(node.pairer.unpaired, alignment_items + idle_items))]
+                               node.stats.key_values(node.intake.pairer.unpaired, alignment_items + idle_items))]
         node.diag_pub.publish(array)

@@ -5,8 +5,7 @@ Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, tra
 image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
 executor thread (a copy and a few checks); a compressed one is decoded on a thread of its camera
 (:class:`DecodeQueue`), so JPEG/PNG decoding never holds up the executor. Either way the image then
-passes the format and stamp guards (``input_guards.py``) and goes to the node's ``on_frame``,
-under one lock: the guards and the pairer behind ``on_frame`` are not thread-safe.
+goes to the node's :class:`~sage_ros.intake.FrameIntake` (guards, pairing), under one lock.
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_core.cameras import Camera
 from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_to_array, to_bgr
-from sage_ros.input_guards import FormatGuard, StampGuard
-from sage_ros.worker import Frame
+from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_to_array
+from sage_ros.intake import FrameIntake
 
 ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
 #: Compressed messages kept per camera while its decoder is busy; older ones are dropped (and counted).
@@ -77,24 +75,18 @@ class DecodeQueue(threading.Thread):
 
 
 class ImageInputs:
-    """Subscriptions and checks of both cameras for one activation of the node.
+    """Subscriptions of both cameras for one activation of the node, feeding a :class:`FrameIntake`.
 
-    ``on_frame(camera, stamp_ns, frame)`` gets every accepted image; ``flush(camera, newer_than_ns)``
-    is asked to drop what waits for pairing when a guard adopts a new clock; ``wanted()`` says whether
-    anybody needs the output (when not, messages are counted and skipped before any work);
-    ``report_bad(camera_label, kind, message)`` counts and logs a rejected message.
+    ``wanted()`` says whether anybody needs the output (when not, messages are counted and skipped
+    before any work); ``report_bad(camera_label, kind, message)`` counts and logs a rejected message.
     """
 
-    def __init__(self, node, params, stats, on_frame: Callable, flush: Callable, wanted: Callable[[], bool],
+    def __init__(self, node, params, stats, intake: FrameIntake, wanted: Callable[[], bool],
                  report_bad: Callable[[str, str, str], None]) -> None:
-        self.node, self.params, self.stats = node, params, stats
-        self._on_frame, self._flush, self._wanted, self._report_bad = on_frame, flush, wanted, report_bad
-        self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
-        self.format_guard = FormatGuard(params.adopt_after_frames)
-        self.sizes: dict[Camera, tuple[int, int]] = {}
-        self.last_stamp: dict[Camera, int] = {}
+        self.node, self.stats, self.intake = node, stats, intake
+        self._wanted, self._report_bad = wanted, report_bad
         self.camera_info: dict[Camera, CameraInfo] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the intake is not thread-safe; decoder threads feed it too
         self.decoders: dict[Camera, DecodeQueue] = {}
         self.subscriptions = {}
         self._info_subscriptions = []
@@ -161,28 +153,5 @@ class ImageInputs:
         self._accept(camera, array, encoding, msg.header)
 
     def _accept(self, camera: Camera, array: np.ndarray, encoding: str, header) -> None:
-        """The guards, then ``on_frame``; a message that does not fit its stream is counted and logged."""
         with self.lock:
-            verdict = self.format_guard.check(camera, encoding, array.shape[1], array.shape[0])
-            if not self._accepted(camera, verdict):
-                return
-            stamp = stamp_ns(header)
-            verdict = self.stamp_guard.check(camera, stamp, time.monotonic_ns())
-            if not self._accepted(camera, verdict):
-                return
-            if verdict.adopted:
-                self._flush(camera, None)  # what waits was stamped by the old clock
-            else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
-                self._flush(camera, stamp + int(self.params.max_stamp_jump * 1e9))
-            self.sizes[camera] = (array.shape[1], array.shape[0])
-            self.last_stamp[camera] = stamp
-            if camera is Camera.RGB:
-                array = to_bgr(array, encoding)
-            self._on_frame(camera, stamp, Frame(array, header, encoding))
-
-    def _accepted(self, camera: Camera, verdict) -> bool:
-        if not verdict.accepted:
-            self._report_bad(camera.label, verdict.kind, verdict.message)
-        elif verdict.adopted:
-            self.node.get_logger().warning(f"{camera.label} camera: {verdict.message}")
-        return verdict.accepted
+            self.intake.accept(camera, array, encoding, header, stamp_ns(header), time.monotonic_ns())

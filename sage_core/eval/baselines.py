@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sage_core.errors import ConfigError, FusionInputError
+from sage_core.errors import ConfigError
 from sage_core.fuser import LuminanceFuser
 
 

@@ -1,8 +1,8 @@
 """The fusion node's frame path without ROS, for recorded data: what the node would publish for a bag.
 
-Mirrors ``FusionNode._on_image`` / ``_on_pair`` / ``_fuse_and_publish`` with the same pieces: the
-stream guards (``input_guards.py``), the ApproximateTime pairer (``sync.py``), the RGB-to-BGR step
-(``image_conversion.to_bgr``), :class:`~sage_core.pipeline.FramePipeline` and the output encoding.
+The same :class:`~sage_ros.intake.FrameIntake` as the node's inputs (stream guards, pairing, RGB to
+BGR, the passthrough decision), then the node's :class:`~sage_core.pipeline.FramePipeline` and output
+encoding, as in ``FusionNode._fuse_and_publish``.
 Two differences, both because nothing is live: every pair is fused (no worker that keeps only the
 newest job), and "now" is the bag's log time of the message (when the recorder received it), which
 drives the stamp checks and, with ``on_stale: passthrough``, when a camera counts as stale.
@@ -23,10 +23,10 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
 from sage_ros.bags.messages import BagHeader, Decoded
-from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, to_bgr, to_output_encoding
-from sage_ros.input_guards import FormatGuard, StampGuard
+from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, to_output_encoding
+from sage_ros.intake import FrameIntake
 from sage_ros.parameters import FusionParams
-from sage_ros.sync import ApproximateTimePairer, Stamped
+from sage_ros.sync import Stamped
 from sage_ros.worker import Frame, Job
 
 ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
@@ -54,22 +54,21 @@ class OfflineFusion:
     def __init__(self, params: FusionParams, pipeline: FramePipeline | None = None) -> None:
         self.params = params
         self.pipeline = pipeline or build_pipeline(params)
-        self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
-        self.format_guard = FormatGuard(params.adopt_after_frames)
-        self.pairer = ApproximateTimePairer(params.queue_size, params.slop, self._on_pair)
+        self.adopted: list[str] = []  # changes of clock, encoding or size the guards adopted (the node logs them)
+        self.intake = FrameIntake(params, self._on_pair, self._on_single, self._is_stale, self._bad,
+                                  self.adopted.append)
         self.bad: Counter[str] = Counter()  # kind -> messages dropped
         self.first_bad: dict[str, str] = {}  # kind -> the first such message's explanation
         self.counts: Counter[str] = Counter()  # pairs, fused, passthrough, inference_errors
         self.fuse_seconds = 0.0
-        self.adopted: list[str] = []  # changes of clock, encoding or size the guards adopted (the node logs them)
         self._outputs: list[FusedImage] = []
         self._arrivals: dict[Camera, int] = {}
         self._started_ns: int | None = None
-        self._sizes: dict[Camera, tuple[int, int]] = {}
+        self._now_ns = 0
 
     @property
     def unpaired(self) -> int:
-        return self.pairer.unpaired
+        return self.intake.pairer.unpaired
 
     def _bad(self, source: str, kind: str, message: str) -> None:
         self.bad[kind] += 1
@@ -80,48 +79,25 @@ class OfflineFusion:
         (raising BadImage). Returns the images the node would publish in answer, often none."""
         if self._started_ns is None:
             self._started_ns = log_ns
+        self._now_ns = log_ns
         self._arrivals[camera] = log_ns  # a bad message still shows the camera is alive, as in the node
-        frame, stamp = self._convert(camera, log_ns, decode)
-        if frame is not None:
-            paired = self.pairer.add(camera, stamp, frame)
-            if not paired and self.params.on_stale == "passthrough" and self._is_stale(camera.other, log_ns):
-                self.counts["passthrough"] += 1
-                self._process(Job({camera: frame}))
-        outputs, self._outputs = self._outputs, []
-        return outputs
-
-    def _convert(self, camera: Camera, log_ns: int, decode) -> tuple[Frame | None, int]:
         try:
             decoded = decode(ENCODINGS[camera])
         except BadImage as exc:
             self._bad(camera.label, exc.kind, str(exc))
-            return None, 0
-        array, header = decoded.array, decoded.header
-        if not self._accepted(camera, self.format_guard.check(camera, decoded.encoding, array.shape[1],
-                                                              array.shape[0])):
-            return None, 0
-        verdict = self.stamp_guard.check(camera, header.stamp_ns, log_ns)
-        if not self._accepted(camera, verdict):
-            return None, 0
-        if verdict.adopted:
-            self.pairer.flush(camera)  # what waits was stamped by the old clock
-        else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
-            self.pairer.flush(camera, newer_than_ns=header.stamp_ns + int(self.params.max_stamp_jump * 1e9))
-        self._sizes[camera] = (array.shape[1], array.shape[0])
-        if camera is Camera.RGB:
-            array = to_bgr(array, decoded.encoding)
-        return Frame(array, header, decoded.encoding), header.stamp_ns
+        else:
+            self.intake.accept(camera, decoded.array, decoded.encoding, decoded.header, decoded.header.stamp_ns,
+                               log_ns)
+        outputs, self._outputs = self._outputs, []
+        return outputs
 
-    def _accepted(self, camera: Camera, verdict) -> bool:
-        if not verdict.accepted:
-            self._bad(camera.label, verdict.kind, verdict.message)
-        elif verdict.adopted:
-            self.adopted.append(f"{camera.label} camera: {verdict.message}")
-        return verdict.accepted
-
-    def _is_stale(self, camera: Camera, now_ns: int) -> bool:
+    def _is_stale(self, camera: Camera) -> bool:
         last = self._arrivals.get(camera, self._started_ns)
-        return (now_ns - last) / 1e9 > self.params.stale_timeout
+        return (self._now_ns - last) / 1e9 > self.params.stale_timeout
+
+    def _on_single(self, camera: Camera, frame: Frame) -> None:
+        self.counts["passthrough"] += 1
+        self._process(Job({camera: frame}))
 
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
         self.counts["pairs"] += 1
@@ -147,10 +123,10 @@ class OfflineFusion:
             self.counts["fused"] += 1
         else:
             ((camera, reference),) = job.frames.items()
-            out = self.pipeline.passthrough(camera, reference.array, self._sizes.get(camera.other, reference.size))
+            out = self.pipeline.passthrough(camera, reference.array,
+                                            self.intake.sizes.get(camera.other, reference.size))
         return FusedImage(to_output_encoding(out, encoding), encoding, reference.header, not job.is_pair)
 
     def finish(self) -> None:
         """End of the bag: what still waits for a partner never gets one (counted as unpaired)."""
-        for camera in Camera:
-            self.pairer.flush(camera)
+        self.intake.finish()

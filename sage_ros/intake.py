@@ -1,0 +1,87 @@
+"""What happens to a decoded camera image before fusion, live or recorded: the node's rules, without ROS.
+
+:class:`FrameIntake` checks each image against its stream (encoding and resolution: ``FormatGuard``;
+stamp plausibility: ``StampGuard``, a lasting change adopted after ``adopt_after_frames``), drops
+what waits for pairing when a stream's clock changes, turns RGB into BGR, and pairs by stamp
+(``ApproximateTimePairer``). A frame that finds no partner while the other camera is stale goes out
+alone under ``on_stale: passthrough``. The live node (``image_inputs.py``) and the bag tool
+(``bags/offline.py``) both run their images through it, so recorded data is treated exactly as
+live data; they differ only in what "now" is (the monotonic clock, or the bag's log time).
+Not thread-safe: callers serialise :meth:`accept`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sage_core.cameras import Camera
+from sage_ros.image_conversion import to_bgr
+from sage_ros.input_guards import FormatGuard, StampGuard
+from sage_ros.parameters import FusionParams
+from sage_ros.sync import ApproximateTimePairer, Stamped
+from sage_ros.worker import Frame
+
+
+class FrameIntake:
+    """Guards, pairing and the passthrough decision for both cameras of one stream of images.
+
+    ``on_pair(thermal, rgb)`` gets each pair (:class:`Stamped` items holding :class:`Frame`);
+    ``on_single(camera, frame)`` a frame to publish alone (passthrough); ``is_stale(camera)`` says
+    whether a camera counts as stale now; ``report_bad(source, kind, message)`` gets each rejected
+    image; ``report_adopted(message)`` each change of clock, encoding or size a guard adopts.
+    """
+
+    def __init__(self, params: FusionParams, on_pair: Callable[[Stamped, Stamped], None],
+                 on_single: Callable[[Camera, Frame], None], is_stale: Callable[[Camera], bool],
+                 report_bad: Callable[[str, str, str], None], report_adopted: Callable[[str], None]) -> None:
+        self.params = params
+        self._on_single, self._is_stale = on_single, is_stale
+        self._report_bad, self._report_adopted = report_bad, report_adopted
+        self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
+        self.format_guard = FormatGuard(params.adopt_after_frames)
+        self.pairer = ApproximateTimePairer(params.queue_size, params.slop, on_pair)
+        self.sizes: dict[Camera, tuple[int, int]] = {}  # (width, height) of each camera's latest accepted image
+        self.last_stamp: dict[Camera, int] = {}
+
+    def reconfigure(self, params: FusionParams) -> None:
+        """Apply the run-time changeable parameters (slop, queue size, guard settings)."""
+        self.params = params
+        self.pairer.configure(params.queue_size, params.slop)
+        self.stamp_guard.max_jump_s, self.stamp_guard.adopt_after = params.max_stamp_jump, params.adopt_after_frames
+        self.format_guard.adopt_after = params.adopt_after_frames
+
+    def accept(self, camera: Camera, array: np.ndarray, encoding: str, header, stamp_ns: int, now_ns: int) -> bool:
+        """One decoded image of ``camera`` (``encoding`` describes ``array``) with its header and stamp, at
+        ``now_ns``; whether it was accepted (a rejected one went to ``report_bad``)."""
+        if not self._accepted(camera, self.format_guard.check(camera, encoding, array.shape[1], array.shape[0])):
+            return False
+        verdict = self.stamp_guard.check(camera, stamp_ns, now_ns)
+        if not self._accepted(camera, verdict):
+            return False
+        if verdict.adopted:
+            self.pairer.flush(camera)  # what waits was stamped by the old clock
+        else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
+            self.pairer.flush(camera, newer_than_ns=stamp_ns + int(self.params.max_stamp_jump * 1e9))
+        self.sizes[camera] = (array.shape[1], array.shape[0])
+        self.last_stamp[camera] = stamp_ns
+        if camera is Camera.RGB:
+            array = to_bgr(array, encoding)
+        frame = Frame(array, header, encoding)
+        paired = self.pairer.add(camera, stamp_ns, frame)
+        if not paired and self.params.on_stale == "passthrough" and self._is_stale(camera.other):
+            self._on_single(camera, frame)
+        return True
+
+    def _accepted(self, camera: Camera, verdict) -> bool:
+        if not verdict.accepted:
+            self._report_bad(camera.label, verdict.kind, verdict.message)
+        elif verdict.adopted:
+            self._report_adopted(f"{camera.label} camera: {verdict.message}")
+        return verdict.accepted
+
+    def finish(self) -> None:
+        """No more images (end of a bag): what still waits for a partner never gets one (counted unpaired)."""
+        for camera in Camera:
+            self.pairer.flush(camera)
