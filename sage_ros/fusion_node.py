@@ -39,13 +39,14 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo
 
-from sage_core.alignment import Aligner, transform_intrinsics
+from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
 from sage_core.errors import ConfigError, SageError
 from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
 from sage_ros.alignment_watch import AlignmentWatch
+from sage_ros.camera_info import fused_camera_info_fields
 from sage_ros.diagnostics import FusionStats
 from sage_ros.fused_output import FusedOutputs
 from sage_ros.health import HealthMonitor
@@ -266,10 +267,8 @@ class FusionNode(Node):
         if info is None:
             return
         plan = self.pipeline.aligner.plan(job.frames[Camera.THERMAL].size, job.frames[Camera.RGB].size)
-        k, p = transform_intrinsics(list(info.k), list(info.p), plan)
-        self.outputs.publish_info(CameraInfo(header=reference.header, height=shape[0], width=shape[1],
-                                             distortion_model=info.distortion_model, d=list(info.d), r=list(info.r),
-                                             k=k, p=p, binning_x=info.binning_x, binning_y=info.binning_y))
+        self.outputs.publish_info(CameraInfo(header=reference.header,
+                                             **fused_camera_info_fields(info, plan, shape[0], shape[1])))
 
     def _on_homography_update(self, homography: np.ndarray, reason: str) -> None:
         """auto_align moved the homography (watch thread): the next frames use it; the parameter stays as set."""

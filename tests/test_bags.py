@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sage_core.alignment import Aligner, transform_intrinsics
 from sage_core.fuser import Fuser
 from sage_core.options import InferenceOptions
-from sage_ros.bags.fuse_bag import FUSED_TOPIC, fuse_bag
+from sage_ros.bags.fuse_bag import FUSED_INFO_TOPIC, FUSED_TOPIC, fuse_bag
+from sage_ros.bags.messages import CAMERA_INFO, TYPESTORE, camera_info_message
 from sage_ros.bags.recording import PairStreams, write_pair_bag
+from sage_ros.bags.storage import OutputBag
 from sage_ros.parameters import FusionParams
 from tests.bag_helpers import expected_fused, fusion, jpeg_roundtrip, on, read_bag, synthetic_pairs
 
@@ -140,3 +143,34 @@ def test_passthrough_publishes_the_live_camera_when_the_other_stops(tmp_path, fu
     assert result.pairs == 3 and result.passthrough == 3  # rgb 5, 6, 7: more than 1 s after the last thermal
     assert [m.stamp_ns for m in fused[3:]] == [start + i * 500_000_000 for i in (5, 6, 7)]
     assert np.array_equal(fused[-1].image(), pairs[-1][2])  # the rgb image itself, on the output grid
+
+
+def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like_the_image(tmp_path, fuser):
+    pairs = synthetic_pairs(3)
+    write_pair_bag(tmp_path / "in", pairs)
+    k = [100.0, 0.0, 48.0, 0.0, 100.0, 40.0, 0.0, 0.0, 1.0]
+    p = [100.0, 0.0, 48.0, 0.0, 0.0, 100.0, 40.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = {"height": 80, "width": 96, "distortion_model": "plumb_bob", "d": [0.1, 0.0, 0.0, 0.0, 0.0],
+            "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], "k": k, "p": p, "binning_x": 0, "binning_y": 0}
+    with OutputBag(tmp_path / "with_info", overwrite=True) as out:  # the same bag plus /rgb/camera_info
+        connections = {}
+        for message in read_bag(tmp_path / "in"):
+            if message.topic not in connections:
+                connections[message.topic] = out.add_topic(message.topic, message.msgtype)
+            out.write(connections[message.topic], message.log_ns, message.raw)
+            if message.topic == "/rgb/image" and "/rgb/camera_info" not in connections:
+                connections["/rgb/camera_info"] = out.add_topic("/rgb/camera_info", CAMERA_INFO)
+                out.write(connections["/rgb/camera_info"], message.log_ns - 1,
+                          camera_info_message(info, message.stamp_ns, "rgb_optical"))
+    params = FusionParams(output_width=48, output_height=40)
+    result = fuse_bag(tmp_path / "with_info", tmp_path / "out", params, fusion=fusion(fuser, params))
+    infos, images = on(read_bag(tmp_path / "out"), FUSED_INFO_TOPIC), on(read_bag(tmp_path / "out"), FUSED_TOPIC)
+    assert result.camera_infos == len(infos) == len(images) == 3
+    plan = Aligner(params.alignment_config()).plan((96, 80), (96, 80))
+    expected_k, expected_p = transform_intrinsics(k, p, plan)
+    for message, image in zip(infos, images):
+        msg = TYPESTORE.deserialize_cdr(message.raw, CAMERA_INFO)
+        assert (msg.width, msg.height, msg.header.frame_id) == (48, 40, "rgb_optical")
+        assert message.stamp_ns == image.stamp_ns and message.log_ns == image.log_ns
+        assert np.allclose(msg.k, expected_k) and np.allclose(msg.p, expected_p) and msg.k[0] == 50.0
+        assert list(msg.d) == info["d"] and msg.distortion_model == "plumb_bob"

@@ -3,7 +3,8 @@
     result = fuse_bag("run1", "run1_fused", FusionParams())      # what ``sage-fuse --bag`` runs
 
 The fused stream goes to ``/fused/image`` (``sensor_msgs/Image`` in the node's output encoding), each
-message with the reference camera's stamp and frame_id and logged at the reference message's log time.
+message with the reference camera's stamp and frame_id and logged at the reference message's log time,
+and, when the bag holds the reference camera's camera_info, ``/fused/camera_info`` as the node publishes it.
 Copied topics keep their bytes, definitions, QoS and log times (nothing is re-serialised).
 """
 
@@ -18,13 +19,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sage_core.cameras import Camera
-from sage_ros.bags.messages import IMAGE, decode_image, first_encoding, image_message
-from sage_ros.bags.offline import OfflineFusion
+from sage_ros.bags.messages import (CAMERA_INFO, IMAGE, camera_info_message, decode_image, first_encoding,
+                                   image_message, read_camera_info)
+from sage_ros.bags.offline import FusedImage, OfflineFusion
 from sage_ros.bags.storage import InputBag, OutputBag
 from sage_ros.bags.topics import ImageTopic, TopicError, choose_topics
+from sage_ros.camera_info import fused_camera_info_fields
 from sage_ros.parameters import FusionParams
 
-FUSED_TOPIC = "/fused/image"
+FUSED_TOPIC, FUSED_INFO_TOPIC = "/fused/image", "/fused/camera_info"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class BagFusionResult:
     topics: dict[Camera, ImageTopic]
     model: str
     published: int = 0  # messages on /fused/image (fused pairs and passthrough images)
+    camera_infos: int = 0  # messages on /fused/camera_info (fused pairs, when the reference camera has one)
     pairs: int = 0
     passthrough: int = 0
     copied: int = 0  # input messages copied through
@@ -63,7 +67,7 @@ def _copies(source: InputBag, out: OutputBag, result: BagFusionResult) -> dict[i
     """Input connection id -> output connection, for every topic that can be copied."""
     copies = {}
     for conn in source.connections:
-        if conn.topic == FUSED_TOPIC:  # a bag fused before: its old stream would mix with the new one
+        if conn.topic in (FUSED_TOPIC, FUSED_INFO_TOPIC):  # a bag fused before: its old stream would mix in
             result.not_copied.append(f"{conn.topic} (replaced by this run's fused stream)")
             continue
         target = out.copy_topic(conn)
@@ -72,6 +76,39 @@ def _copies(source: InputBag, out: OutputBag, result: BagFusionResult) -> dict[i
         else:
             copies[conn.id] = target
     return copies
+
+
+def camera_info_topic(source: InputBag, image_topic: ImageTopic) -> str | None:
+    """The camera's sensor_msgs/CameraInfo topic in the bag (the image topic's sibling ``camera_info``), or None."""
+    head = image_topic.base.rsplit("/", 1)[0]
+    name = f"{head}/camera_info"
+    return name if source.topics.get(name, ("", 0))[0] == CAMERA_INFO else None
+
+
+class FusedStream:
+    """What the node would publish, written to the output bag: ``/fused/image`` and, when the bag holds
+    the reference camera's camera_info, ``/fused/camera_info`` (cropped and scaled like the image)."""
+
+    def __init__(self, out: OutputBag, info_topic: str | None) -> None:
+        self.out = out
+        self.image_conn = out.add_topic(FUSED_TOPIC, IMAGE)
+        self.info_conn = out.add_topic(FUSED_INFO_TOPIC, CAMERA_INFO) if info_topic else None
+        self.latest_info = None  # the reference camera's, as last recorded
+        self.published = self.camera_infos = 0
+
+    def offer_info(self, raw: bytes) -> None:
+        self.latest_info = read_camera_info(raw) or self.latest_info
+
+    def write(self, image: FusedImage) -> None:
+        header = image.header
+        self.out.write(self.image_conn, header.log_ns,
+                       image_message(image.image, image.encoding, header.stamp_ns, header.frame_id))
+        self.published += 1
+        if image.plan is not None and self.latest_info is not None and self.info_conn is not None:
+            fields = fused_camera_info_fields(self.latest_info, image.plan, *image.image.shape[:2])
+            self.out.write(self.info_conn, header.log_ns, camera_info_message(fields, header.stamp_ns,
+                                                                               header.frame_id))
+            self.camera_infos += 1
 
 
 def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params: FusionParams, *,
@@ -85,10 +122,11 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
         fusion = fusion or OfflineFusion(params)
         result = BagFusionResult(source.path, out.path, topics, fusion.pipeline.fuser.description)
         camera_of = {topic.name: camera for camera, topic in topics.items()}
-        wanted = None if copy else set(camera_of)
+        info_topic = camera_info_topic(source, topics[fusion.pipeline.reference])
+        wanted = None if copy else set(camera_of) | ({info_topic} if info_topic else set())
         with out:
             copies = _copies(source, out, result) if copy else {}
-            fused_conn = out.add_topic(FUSED_TOPIC, IMAGE)
+            fused = FusedStream(out, info_topic)
             messages = tqdm(source.messages(wanted), total=source.count(wanted), unit="msg", disable=not progress,
                             desc=f"fusing {topics[Camera.THERMAL].name} + {topics[Camera.RGB].name}")
             started = time.perf_counter()
@@ -96,16 +134,16 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
                 if conn.id in copies:
                     out.write(copies[conn.id], log_ns, raw)
                     result.copied += 1
+                if conn.topic == info_topic:
+                    fused.offer_info(raw)
                 camera = camera_of.get(conn.topic)
                 if camera is None:
                     continue
                 decode = lambda allowed, t=conn.msgtype, r=raw, n=log_ns: decode_image(t, r, n, allowed)  # noqa: E731
                 for image in fusion.offer(camera, log_ns, decode):
-                    out.write(fused_conn, image.header.log_ns, image_message(image.image, image.encoding,
-                                                                              image.header.stamp_ns,
-                                                                              image.header.frame_id))
-                    result.published += 1
+                    fused.write(image)
             fusion.finish()
+            result.published, result.camera_infos = fused.published, fused.camera_infos
         result.seconds = time.perf_counter() - started  # the rename of the finished bag included
     result.pairs, result.passthrough = fusion.counts["pairs"], fusion.counts["passthrough"]
     result.inference_errors, result.unpaired = fusion.counts["inference_errors"], fusion.unpaired
@@ -127,7 +165,9 @@ def report(result: BagFusionResult) -> str:
     copied = f"copied {result.copied} input messages" if result.copied else "input topics not copied"
     if result.not_copied:
         copied += f"; not copied: {', '.join(result.not_copied)}"
-    lines.append(f"sage-fuse: {copied}; unpaired messages {result.unpaired}")
+    infos = f"{result.camera_infos} on {FUSED_INFO_TOPIC}" if result.camera_infos else f"no {FUSED_INFO_TOPIC} " \
+        "(no camera_info of the reference camera in the bag)"
+    lines.append(f"sage-fuse: {copied}; {infos}; unpaired messages {result.unpaired}")
     if result.bad:
         kinds = ", ".join(f"{kind} {count} (first: {result.first_bad[kind]})" for kind, count in result.bad.items())
         lines.append(f"sage-fuse: dropped {sum(result.bad.values())} bad messages, as the node would: {kinds}")

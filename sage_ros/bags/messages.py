@@ -17,6 +17,7 @@ from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 #: Kilted's definitions (our ROS 2 wheels); sensor_msgs/Image and CompressedImage are the same in every ROS 2.
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -24,6 +25,8 @@ _Image = TYPESTORE.types[IMAGE]
 _Compressed = TYPESTORE.types[COMPRESSED]
 _Header = TYPESTORE.types["std_msgs/msg/Header"]
 _Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
+_CameraInfo = TYPESTORE.types[CAMERA_INFO]
+_Roi = TYPESTORE.types["sensor_msgs/msg/RegionOfInterest"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,22 @@ def compressed_message(format_text: str, data: bytes, stamp_ns: int, frame_id: s
     """A serialized sensor_msgs/CompressedImage."""
     msg = _Compressed(header=_header(stamp_ns, frame_id), format=format_text, data=np.frombuffer(data, np.uint8))
     return bytes(TYPESTORE.serialize_cdr(msg, COMPRESSED))
+
+
+def read_camera_info(raw: bytes | memoryview):
+    """A serialized CameraInfo (rosbags dataclass), or None when it cannot be read (then none is published)."""
+    try:
+        return TYPESTORE.deserialize_cdr(raw, CAMERA_INFO)
+    except Exception:  # noqa: BLE001 - rosbags raises assorted errors on damaged CDR
+        return None
+
+
+def camera_info_message(fields: dict, stamp_ns: int, frame_id: str) -> bytes:
+    """A serialized sensor_msgs/CameraInfo from ``camera_info.fused_camera_info_fields``'s fields."""
+    arrays = {name: np.asarray(fields[name], dtype=np.float64) for name in ("d", "k", "r", "p")}
+    msg = _CameraInfo(header=_header(stamp_ns, frame_id), **{**fields, **arrays},
+                      roi=_Roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    return bytes(TYPESTORE.serialize_cdr(msg, CAMERA_INFO))
 
 
 def first_encoding(msgtype: str, raw: bytes | memoryview) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sage_core.alignment import Aligner
+from sage_core.alignment import Aligner, AlignmentPlan
 from sage_core.cameras import Camera
 from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
@@ -40,6 +40,7 @@ class FusedImage:
     encoding: str
     header: BagHeader
     passthrough: bool = False
+    plan: AlignmentPlan | None = None  # how the reference camera's pixels became the output's (pairs only)
 
 
 def build_pipeline(params: FusionParams) -> FramePipeline:
@@ -125,7 +126,9 @@ class OfflineFusion:
             ((camera, reference),) = job.frames.items()
             out = self.pipeline.passthrough(camera, reference.array,
                                             self.intake.sizes.get(camera.other, reference.size))
-        return FusedImage(to_output_encoding(out, encoding), encoding, reference.header, not job.is_pair)
+        plan = (self.pipeline.aligner.plan(job.frames[Camera.THERMAL].size, job.frames[Camera.RGB].size)
+                if job.is_pair else None)
+        return FusedImage(to_output_encoding(out, encoding), encoding, reference.header, not job.is_pair, plan)
 
     def finish(self) -> None:
         """End of the bag: what still waits for a partner never gets one (counted as unpaired)."""
