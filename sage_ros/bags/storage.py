@@ -170,11 +170,17 @@ class OutputBag:
             built = self._tmp / self.path.stem
             if self.single_file:
                 built = built / f"{self.path.stem}{self.path.suffix}"
+            replaced = self._tmp / "replaced"
             if self.path.exists():  # --overwrite: the old one goes only once the new one is complete
-                self.path.rename(self._tmp / "replaced")
-            built.rename(self.path)
-        except (OSError, WriterError) as exc:
-            raise BagError(f"{self.path}: cannot finish writing the bag: {_reason(exc)}") from None
+                self.path.rename(replaced)
+            try:
+                built.rename(self.path)
+            except OSError:
+                if replaced.exists():  # put the old output back rather than lose it with the temporary folder
+                    replaced.rename(self.path)
+                raise
+        except (OSError, WriterError) as error:
+            raise BagError(f"{self.path}: cannot finish writing the bag: {_reason(error)}") from None
         finally:
             self._discard()
 
