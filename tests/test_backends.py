@@ -311,10 +311,22 @@ def test_onnxruntime_runs_the_affine_head_and_opencv_the_rest_with_the_same_resu
     from sage_core.checkpoint import load_model
 
     backend = load(DEFAULT_WEIGHTS, backend="onnxruntime", engine_cache_dir=tmp_path).backend
-    assert backend.split_affine and list(tmp_path.glob("onnx_affine_head_*.onnx"))
+    assert backend.split_affine and list(tmp_path.glob("onnx_affine_pooled_head_*.onnx"))
     rng = np.random.default_rng(2)
     y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
     with torch.inference_mode():
         expected = prepare_for_inference(load_model(DEFAULT_WEIGHTS)[0])(torch.from_numpy(y)[None, None],
                                                                           torch.from_numpy(ir)[None, None])
     assert np.abs(backend.run_numpy(y, ir) - expected[0, 0].numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("height, width", [(16, 20), (17, 23), (3, 5), (1, 1), (9, 4)])
+def test_pooling_outside_the_graph_is_avg_pool_with_ceil_mode(height, width):
+    from sage_core.backends.affine_cpu import pool_pair
+
+    rng = np.random.default_rng(3)
+    y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(np.stack((y, ir)))[None], 4, ceil_mode=True)
+    pooled = pool_pair(y, ir, 4)
+    assert pooled.shape == tuple(expected.shape)
+    assert np.abs(pooled - expected.numpy()).max() < 1e-6
