@@ -132,7 +132,8 @@ class OnnxRuntimeBackend(Backend):
         dtype = np.float16 if self.fp16 else np.float32
         if self.split_affine:  # a CPU session (fp32): pooling and upsampling here, see affine_cpu.py
             y, ir = (np.ascontiguousarray(a, dtype=np.float32) for a in (y, ir))
-            low = self.session.run(None, {"pooled": affine_cpu.pool_pair(y, ir, self.scale)})[0][0]
+            pooling = affine_cpu.head_pooling(*y.shape, self.scale)
+            low = self.session.run(None, {"pooled": affine_cpu.pool_pair(y, ir, pooling)})[0][0]
             return affine_cpu.apply_coefficients(low, y, ir)
         feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
                  "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}

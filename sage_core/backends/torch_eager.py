@@ -33,7 +33,8 @@ class TorchBackend(ModuleBackend):
         ir = np.ascontiguousarray(ir, dtype=np.float32)
         model = self.module.model
         with torch.inference_mode():
-            low, _ = model.from_pooled(torch.from_numpy(affine_cpu.pool_pair(y, ir, model.scale)))
+            pooled = affine_cpu.pool_pair(y, ir, affine_cpu.head_pooling(*y.shape, model.scale))
+            low, _ = model.from_pooled(torch.from_numpy(pooled))
         return affine_cpu.apply_coefficients(low[0].float().numpy(), y, ir)
 
     @classmethod
