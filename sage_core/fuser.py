@@ -42,7 +42,7 @@ class LuminanceFuser:
                 f"thermal is {ir.shape[1]}x{ir.shape[0]} but visible is {vis.shape[1]}x{vis.shape[0]} "
                 "(W x H); both must have the same size"
             )
-        return ir_to_gray(ir), vis_to_luma_chroma(vis)
+        return ir_to_gray(ir), vis_to_luma_chroma(vis, chroma_uint8=True)
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """Thermal (1/3-channel, 8/16-bit or float [0, 1]) + visible BGR -> fused BGR uint8.

@@ -311,10 +311,46 @@ def test_onnxruntime_runs_the_affine_head_and_opencv_the_rest_with_the_same_resu
     from sage_core.checkpoint import load_model
 
     backend = load(DEFAULT_WEIGHTS, backend="onnxruntime", engine_cache_dir=tmp_path).backend
-    assert backend.split_affine and list(tmp_path.glob("onnx_affine_head_*.onnx"))
+    assert backend.split_affine and list(tmp_path.glob("onnx_affine_pooled_head_*.onnx"))
     rng = np.random.default_rng(2)
     y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
     with torch.inference_mode():
         expected = prepare_for_inference(load_model(DEFAULT_WEIGHTS)[0])(torch.from_numpy(y)[None, None],
                                                                           torch.from_numpy(ir)[None, None])
     assert np.abs(backend.run_numpy(y, ir) - expected[0, 0].numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("height, width", [(16, 20), (17, 23), (3, 5), (1, 1), (9, 4)])
+def test_pooling_outside_the_graph_is_avg_pool_with_ceil_mode(height, width):
+    from sage_core.backends.affine_cpu import pool_pair
+
+    rng = np.random.default_rng(3)
+    y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(np.stack((y, ir)))[None], 4, ceil_mode=True)
+    pooled = pool_pair(y, ir, 4)
+    assert pooled.shape == tuple(expected.shape)
+    assert np.abs(pooled - expected.numpy()).max() < 1e-6
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnxruntime", marks=needs_ort)])
+def test_a_bounded_head_pools_large_frames_by_a_multiple_of_the_models_factor(backend, tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from sage_core.backends import affine_cpu
+    from sage_core.checkpoint import load_model
+
+    assert affine_cpu.head_pooling(1024, 1280, 4) == 4  # off by default: the full graph's output
+    monkeypatch.setattr(affine_cpu, "MAX_HEAD_PIXELS", 2 * 160 * 128)
+    assert [affine_cpu.head_pooling(h, w, 4) for h, w in ((512, 640), (600, 800), (1024, 1280), (2160, 3840))] == [
+        4, 4, 8, 16]
+    height, width = 1024, 1280
+    rng = np.random.default_rng(5)
+    y, ir = (rng.random((height, width), dtype=np.float32) for _ in range(2))
+    model = load_model(DEFAULT_WEIGHTS)[0].eval()
+    with torch.inference_mode():  # AffineFuse's forward with 8 x 8 pooling in place of 4 x 4
+        y_t, ir_t = torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None]
+        low = model.from_pooled(F.avg_pool2d(torch.cat((y_t, ir_t), dim=1), 8, ceil_mode=True))[0]
+        a, b, c = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False).unbind(1)
+        expected = (a * y_t[:, 0] + b * ir_t[:, 0] + c)[0].numpy()
+    fused = load(DEFAULT_WEIGHTS, backend=backend, engine_cache_dir=tmp_path).backend.run_numpy(y, ir)
+    assert np.abs(fused - expected).max() < 1e-5

@@ -121,3 +121,42 @@ def test_valid_messages_round_trip_with_padding_and_either_byte_order(encoding, 
     message = msg(encoding=encoding, height=height, width=width, step=padded.shape[1], is_bigendian=int(big_endian),
                   data=padded.tobytes())
     assert np.array_equal(image_to_array(message), array)
+
+
+@pytest.mark.parametrize("frame_id", ["", "a", "abc", "abcd", "rgb_optical_frame", "caméra"])  # every alignment
+def test_serialized_images_read_and_write_as_rclpy_does(frame_id):
+    serialization = pytest.importorskip("rclpy.serialization")
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from sage_ros.image_conversion import image_from_cdr, image_to_cdr
+
+    rng = np.random.default_rng(4)
+    header = Header(stamp=Time(sec=1_795_778_105, nanosec=865_724_257), frame_id=frame_id)
+    for encoding, array in (("bgr8", rng.integers(0, 256, (3, 5, 3), dtype=np.uint8)),
+                            ("mono16", rng.integers(0, 65536, (2, 3), dtype=np.uint16)),
+                            ("mono8", rng.integers(0, 256, (1, 1), dtype=np.uint8))):
+        message = Image(header=header, **array_to_image_fields(array, encoding))
+        ours = image_to_cdr(header, array, encoding)
+        assert len(ours) == len(serialization.serialize_message(message))  # padding bytes may differ
+        assert serialization.deserialize_message(ours, Image) == message
+        read = image_from_cdr(serialization.serialize_message(message))
+        assert read.header == header and (read.height, read.width, read.encoding) == (message.height, message.width,
+                                                                                      encoding)
+        assert np.array_equal(image_to_array(read), array)
+
+
+def test_truncated_serialized_image_is_a_bad_image_when_converted():
+    pytest.importorskip("rclpy")
+    from std_msgs.msg import Header
+
+    from sage_ros.image_conversion import image_from_cdr, image_to_cdr
+
+    whole = image_to_cdr(Header(frame_id="rgb"), np.zeros((4, 6, 3), np.uint8), "bgr8")
+    assert image_from_cdr(whole).width == 6
+    for payload in (b"", b"\x00\x01\x00\x00\x01\x00", b"\x07\x07\x00\x00" + bytes(40), whole[:-5]):
+        read = image_from_cdr(payload)  # a subscription callback must not raise: the error travels with it
+        with pytest.raises(BadImage) as raised:
+            image_to_array(read)
+        assert raised.value.kind == "data_length"

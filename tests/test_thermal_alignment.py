@@ -135,3 +135,14 @@ def test_homography_without_overlap_is_an_error():
     far = [1, 0, 5000, 0, 1, 0, 0, 0, 1]
     with pytest.raises(FusionInputError, match="no common area"):
         Aligner(AlignmentConfig(homography=far)).plan((100, 100), (100, 100))
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint16, 65535), (np.uint16, 40), (np.uint8, 255)])
+def test_percentiles_from_the_histogram_equal_numpys(dtype, top):
+    from sage_core.thermal import _integer_percentiles
+
+    rng = np.random.default_rng(11)
+    for low_q, high_q in ((1.0, 99.0), (0.0, 100.0), (37.3, 62.9)):
+        sample = rng.integers(0, top + 1, (61, 47)).astype(dtype)
+        expected = np.percentile(sample, (low_q, high_q))
+        assert np.allclose(_integer_percentiles(sample, low_q, high_q), expected, rtol=0, atol=1e-9)

@@ -30,20 +30,22 @@ def import_onnxruntime():
 def export_onnx(model: FusionModel, path: Path, shape: tuple[int, int] | None = None, fp16: bool = False,
                 head_only: bool = False) -> None:
     """ONNX with opset ONNX_OPSET; dynamic height and width unless ``shape`` is given. ``head_only``: an
-    AffineFuse's low-resolution coefficients only (for the split of affine_cpu.py; engine cache only)."""
+    AffineFuse's coefficients from the pooled sources only, input ``pooled`` (1, 2, h, w) (the split of
+    affine_cpu.py; engine cache only)."""
     module = prepare_for_inference(model)
+    height, width = shape or (64, 80)
     if head_only:
         module = affine_cpu.AffineHead(module.model).eval()
-    height, width = shape or (64, 80)
-    example = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
+        inputs, example = ["pooled"], (torch.rand(1, 2, height, width),)
+    else:
+        inputs, example = ["y", "ir"], (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
     if fp16:
         module, example = module.half(), tuple(t.half() for t in example)
     output = "coefficients" if head_only else "fused"
-    out_dims = {2: "low_height", 3: "low_width"} if head_only else {2: "height", 3: "width"}
-    dynamic = None if shape else {"y": {2: "height", 3: "width"}, "ir": {2: "height", 3: "width"}, output: out_dims}
+    dynamic = None if shape else {name: {2: "height", 3: "width"} for name in inputs + [output]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter
-        torch.onnx.export(module, example, str(path), input_names=["y", "ir"], output_names=[output],
+        torch.onnx.export(module, example, str(path), input_names=inputs, output_names=[output],
                           opset_version=ONNX_OPSET, dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
 
 
@@ -53,7 +55,7 @@ class OnnxRuntimeBackend(Backend):
     file_suffix = ".onnx"
     tensors = False
 
-    def __init__(self, path: Path, device: torch.device, threads: int = 1, split_affine: bool = False) -> None:
+    def __init__(self, path: Path, device: torch.device, threads: int = 1, affine_scale: int = 0) -> None:
         ort = import_onnxruntime()
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
@@ -76,10 +78,11 @@ class OnnxRuntimeBackend(Backend):
         dims = self.session.get_inputs()[0].shape[-2:]
         #: (height, width) of an export with a fixed input shape: other frames are resized to it and back.
         self.fixed_shape = tuple(dims) if all(isinstance(d, int) for d in dims) else None
-        #: The file holds an AffineFuse's low-resolution head; the full-resolution half runs in OpenCV.
-        self.split_affine = split_affine
+        #: affine_scale > 0: the file holds an AffineFuse's head (that pools by affine_scale); the full-resolution
+        #: parts run in OpenCV (affine_cpu.py).
+        self.split_affine, self.scale = affine_scale > 0, affine_scale
         super().__init__(device, f"{providers[0]}, {'fp16' if self.fp16 else 'fp32'}, {threads} thread(s)"
-                         + (", upsampling in OpenCV" if split_affine else ""))
+                         + (", pooling and upsampling in OpenCV" if affine_scale else ""))
 
     @classmethod
     def available(cls, device: torch.device) -> tuple[bool, str]:
@@ -94,11 +97,12 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:
         split = context.device.type == "cpu" and affine_cpu.supports(model)
-        parts = {"kind": "onnx_affine_head" if split else "onnx", "model_sha256": file_sha256(context.source),
+        parts = {"kind": "onnx_affine_pooled_head" if split else "onnx", "model_sha256": file_sha256(context.source),
                  "opset": ONNX_OPSET, "torch": torch.__version__, "precision": "fp16" if context.fp16 else "fp32"}
         backend, status = context.cache.get_or_build(
             parts, ".onnx", lambda p: export_onnx(model, p, fp16=context.fp16, head_only=split),
-            lambda p: cls(p, context.device, context.threads, split), context.options.force_engine_update)
+            lambda p: cls(p, context.device, context.threads, model.scale if split else 0),
+            context.options.force_engine_update)
         return backend, status
 
     @classmethod
@@ -126,11 +130,13 @@ class OnnxRuntimeBackend(Backend):
             y, ir = (cv2.resize(np.ascontiguousarray(a, np.float32), (width, height), interpolation=interpolation)
                      for a in (y, ir))
         dtype = np.float16 if self.fp16 else np.float32
+        if self.split_affine:  # a CPU session (fp32): pooling and upsampling here, see affine_cpu.py
+            y, ir = (np.ascontiguousarray(a, dtype=np.float32) for a in (y, ir))
+            pooling = affine_cpu.head_pooling(*y.shape, self.scale)
+            low = self.session.run(None, {"pooled": affine_cpu.pool_pair(y, ir, pooling)})[0][0]
+            return affine_cpu.apply_coefficients(low, y, ir)
         feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
                  "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}
-        if self.split_affine:
-            return affine_cpu.apply_coefficients(self.session.run(None, feeds)[0][0], feeds["y"][0, 0],
-                                                 feeds["ir"][0, 0])
         fused = self.session.run(None, feeds)[0][0, 0].astype(np.float32)
         if fused.shape != size:
             fused = cv2.resize(fused, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)

@@ -23,7 +23,7 @@ class TorchBackend(ModuleBackend):
         #: On a CPU, AffineFuse's full-resolution half runs in OpenCV (see affine_cpu.py).
         self.split_affine = device.type == "cpu" and affine_cpu.supports(module.model)
         detail = f"eager, BatchNorm folded, {torch.get_num_threads()} thread(s)" + (", fp16" if fp16 else "") + (
-            ", upsampling in OpenCV" if self.split_affine else "")
+            ", pooling and upsampling in OpenCV" if self.split_affine else "")
         super().__init__(module, device, fp16, detail)
 
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
@@ -31,8 +31,10 @@ class TorchBackend(ModuleBackend):
             return super().run_numpy(y, ir)
         y = np.ascontiguousarray(y, dtype=np.float32)
         ir = np.ascontiguousarray(ir, dtype=np.float32)
+        model = self.module.model
         with torch.inference_mode():
-            low, _ = self.module.model.low_resolution(torch.from_numpy(y)[None, None], torch.from_numpy(ir)[None, None])
+            pooled = affine_cpu.pool_pair(y, ir, affine_cpu.head_pooling(*y.shape, model.scale))
+            low, _ = model.from_pooled(torch.from_numpy(pooled))
         return affine_cpu.apply_coefficients(low[0].float().numpy(), y, ir)
 
     @classmethod

@@ -72,7 +72,12 @@ class AffineFuse(FusionModel):
         """The coefficients ``(a, b, c)`` at 1/scale resolution, and the hidden layers (the features)."""
         # ceil_mode: a partial window at the right/bottom edge averages its valid pixels only, so any
         # input size works with no shape arithmetic (which keeps the graph dynamic in every exporter).
-        x = self.act(self.stem(F.avg_pool2d(torch.cat((y, ir), dim=1), self.scale, ceil_mode=True)))
+        return self.from_pooled(F.avg_pool2d(torch.cat((y, ir), dim=1), self.scale, ceil_mode=True))
+
+    def from_pooled(self, pooled: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`low_resolution` from the sources already pooled, ``(N, 2, h, w)`` (Y, ir): the convolutions alone,
+        for a CPU path that pools the full-resolution planes itself (``backends/affine_cpu.py``)."""
+        x = self.act(self.stem(pooled))
         features = [x]
         for conv in self.body:
             x = self.act(conv(x))
