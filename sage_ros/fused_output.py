@@ -14,7 +14,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_ros.compressed import encode_jpeg
-from sage_ros.image_conversion import array_to_image_fields
+from sage_ros.image_conversion import image_to_cdr
 
 IMAGE_TOPIC, COMPRESSED_TOPIC, INFO_TOPIC = "fused/image", "fused/image/compressed", "fused/camera_info"
 
@@ -39,7 +39,7 @@ class FusedOutputs:
 
     def publish_image(self, image: np.ndarray, encoding: str, header, jpeg_quality: int) -> None:
         """``image`` (already in ``encoding``'s layout) on fused/image, and as JPEG when that has subscribers."""
-        self.image.publish(Image(header=header, **array_to_image_fields(image, encoding)))
+        self.image.publish(image_to_cdr(header, image, encoding))  # serialized here: one copy of the pixels
         if self.compressed.get_subscription_count() > 0:
             fmt, data = encode_jpeg(image, encoding, jpeg_quality)
             self.compressed.publish(CompressedImage(header=header, format=fmt, data=data))

@@ -3,7 +3,7 @@
 Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, transport ``raw``) or
 ``<camera>/image/compressed`` (``sensor_msgs/CompressedImage``, transport ``compressed``: the
 image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
-executor thread (a copy and a few checks); a compressed one is decoded on a thread of its camera
+executor thread from its serialized bytes (``image_from_cdr``: one copy and a few checks); a compressed one is decoded on a thread of its camera
 (:class:`DecodeQueue`), so JPEG/PNG decoding never holds up the executor. Either way the image then
 goes to the node's :class:`~sage_ros.intake.FrameIntake` (guards, pairing), under one lock.
 """
@@ -21,7 +21,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_core.cameras import Camera
 from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_to_array
+from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_from_cdr, image_to_array
 from sage_ros.intake import FrameIntake
 
 ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
@@ -106,8 +106,9 @@ class ImageInputs:
                     CompressedImage, f"{camera.label}/image/compressed",
                     lambda msg, c=camera: self._on_compressed(c, msg), qos)
             else:
+                # Serialized (raw=True): rclpy's own conversion would copy the pixels three times.
                 self.subscriptions[camera] = self.node.create_subscription(
-                    Image, f"{camera.label}/image", lambda msg, c=camera: self._on_raw(c, msg), qos)
+                    Image, f"{camera.label}/image", lambda data, c=camera: self._on_raw(c, data), qos, raw=True)
             self._info_subscriptions.append(self.node.create_subscription(
                 CameraInfo, f"{camera.label}/camera_info", lambda msg, c=camera: self.camera_info.__setitem__(c, msg),
                 qos))
@@ -129,9 +130,10 @@ class ImageInputs:
         self.stats.count("skipped_idle")
         return False
 
-    def _on_raw(self, camera: Camera, msg: Image) -> None:
+    def _on_raw(self, camera: Camera, data: bytes) -> None:
         if not self._arrived(camera):
             return
+        msg = image_from_cdr(data)  # never raises: a malformed payload raises BadImage in image_to_array
         try:
             array = image_to_array(msg, ENCODINGS[camera])
         except BadImage as exc:

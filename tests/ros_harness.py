@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -72,7 +72,7 @@ class Loopback:
                   for camera in ("thermal", "rgb")]
         self.thermal_info_pub = self.probe.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data)
         self.rgb_info_pub = self.probe.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)  # as rclpy.spin runs the node
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)

@@ -12,7 +12,7 @@ pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: pip install
 import rclpy  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -40,7 +40,7 @@ class ManagedLoopback:
         self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
         self.change = self.probe.create_client(ChangeState, "sage_fusion/change_state")
         self.get = self.probe.create_client(GetState, "sage_fusion/get_state")
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
