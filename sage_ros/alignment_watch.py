@@ -12,6 +12,7 @@ move it. Free of ROS.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,17 @@ def bounded_step(current: np.ndarray, refined: np.ndarray, thermal_size: tuple[i
         step *= limit / length
     matrix, _ = cv2.findHomography(points.astype(np.float64), (here + step).astype(np.float64), 0)
     return normalized(matrix)
+
+
+def lower_this_threads_priority() -> bool:
+    """The calling thread at the lowest CPU priority (Linux: a thread's nice value; no privileges needed), so a
+    check never takes a core from frames in flight: it runs on what they leave (a check every 5 s at full
+    priority took the end-to-end p99 at 1280x1024 from 87 to 109 ms on 2 cores). False where unsupported."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 class AlignmentWatch:
@@ -108,6 +120,7 @@ class AlignmentWatch:
                                             f"half way to the refined one (at most 2 px), update {self.status.updates}")
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         while not self._stop.wait(self.period):
             started = time.monotonic()
             try:

@@ -202,6 +202,21 @@ class Player:
         self.rgb_pub.publish(rgb)
         self.thermal_pub.publish(thermal)
 
+    def publish_serialized(self, pair: InputPair, stamp_ns: int) -> None:
+        """``pair`` stamped ``stamp_ns`` (thermal a little later, as ``publish``), serialized here."""
+        from builtin_interfaces.msg import Time
+        from std_msgs.msg import Header
+
+        from sage_ros.image_conversion import image_to_cdr
+
+        rgb = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+                     frame_id="rgb_optical")
+        thermal_ns = stamp_ns + THERMAL_OFFSET_NS
+        thermal = Header(stamp=Time(sec=thermal_ns // 1_000_000_000, nanosec=thermal_ns % 1_000_000_000),
+                         frame_id="thermal_optical")
+        self.rgb_pub.publish(image_to_cdr(rgb, pair.visible, "bgr8"))
+        self.thermal_pub.publish(image_to_cdr(thermal, pair.thermal, pair.thermal_encoding))
+
 
 class _Session:
     """A context of its own with one probe node (player + recorder) and an executor to spin it."""

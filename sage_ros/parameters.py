@@ -64,9 +64,12 @@ class FusionParams:
                                       read_only=True)
     enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
     inference_threads: int = param(
-        0, "CPU threads for inference; 0: every core for ONNX Runtime and OpenCV (their pools sleep when idle), "
-        "half of them for PyTorch (its pool spins, taking cores from message handling)", read_only=True, low=0,
-        high=256)
+        0, "CPU threads for inference; 0: the cores shared among the frames in flight (inference_workers): every "
+        "core's share for ONNX Runtime and OpenCV (their pools sleep when idle), half of it for PyTorch (its "
+        "pool spins, taking cores from message handling)", read_only=True, low=0, high=256)
+    inference_workers: int = param(
+        0, "frames fused at once (each result published in frame order); 0: two on a CPU, where one frame's "
+        "model and colour work overlaps the previous one's, one on a GPU", read_only=True, low=0, high=8)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
     jpeg_quality: int = param(90, "JPEG quality of fused/image/compressed (published only while someone "

@@ -3,7 +3,8 @@
 The callbacks only convert and pair; a :class:`Job` (a pair, or one camera's frame when its partner
 is stale) goes to the :class:`InferenceWorker`, which holds at most one pending job: a newer job
 replaces it and the replaced one is counted as dropped, so a slow model never stalls the executor
-and latency never grows with a queue.
+and latency never grows with a queue. On a CPU it runs two jobs at once (a frame's model and colour
+work overlaps the previous frame's) and publishes their results in order.
 """
 
 from __future__ import annotations
@@ -70,32 +71,52 @@ def keep_freed_memory() -> bool:
         return False
 
 
-class InferenceWorker(threading.Thread):
-    """Runs ``process(job)`` for the newest submitted job; see the module docstring. Starting one sets the
-    process's allocator to keep freed memory (:func:`keep_freed_memory`)."""
+class InferenceWorker:
+    """Runs ``process(job)`` for the newest submitted job on ``threads`` threads; see the module docstring.
 
-    def __init__(self, process: Callable[[Job], None], on_drop: Callable[[], None]) -> None:
-        super().__init__(name="sage_fusion_inference", daemon=True)
+    ``process(job)`` does the work and returns what publishes its result (a callable, or None when there is
+    nothing to publish); those run one at a time in the order the jobs were taken, so a frame that finishes
+    early waits for its elder and the output never goes back in time. With two threads, a frame's work
+    overlaps the previous one's instead of queueing behind it. Starting a worker sets the process's
+    allocator to keep freed memory (:func:`keep_freed_memory`).
+    """
+
+    def __init__(self, process: Callable[[Job], Callable[[], None] | None], on_drop: Callable[[], None],
+                 threads: int = 1) -> None:
         keep_freed_memory()
         self._process, self._on_drop = process, on_drop
         self._pending: Job | None = None
         self._wake = threading.Condition()
         self._stopping = False
+        self._taken = 0  # jobs taken so far: the next one's place in the publishing order
+        self._turn = 0  # the place whose result may publish now
+        self._threads = [threading.Thread(target=self._run, name=f"sage_fusion_inference_{i}", daemon=True)
+                         for i in range(max(1, int(threads)))]
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, job: Job) -> None:
         with self._wake:
             if self._pending is not None:
                 self._on_drop()
             self._pending = job
-            self._wake.notify()
+            self._wake.notify_all()
 
     def stop(self) -> None:
         with self._wake:
             self._stopping = True
-            self._wake.notify()
-        self.join(timeout=5.0)
+            self._wake.notify_all()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5.0)
 
-    def run(self) -> None:
+    def _run(self) -> None:
         while True:
             with self._wake:
                 while self._pending is None and not self._stopping:
@@ -103,4 +124,20 @@ class InferenceWorker(threading.Thread):
                 if self._stopping:
                     return
                 job, self._pending = self._pending, None
-            self._process(job)
+                place, self._taken = self._taken, self._taken + 1
+            try:
+                publish = self._process(job)
+            except Exception:  # noqa: BLE001 - process reports its own errors; the order must go on
+                publish = None
+            with self._wake:
+                while self._turn != place and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+            try:
+                if publish is not None:
+                    publish()
+            finally:
+                with self._wake:
+                    self._turn += 1
+                    self._wake.notify_all()

@@ -166,3 +166,23 @@ def test_auto_align_moves_a_wrong_homography_towards_the_truth_in_bounded_steps(
     watch.offer(BIG.thermal_mono16, blank)
     before = watch.homography.copy()
     assert watch.check_now().residual_px == errors[-1] and np.array_equal(watch.homography, before)  # refused
+
+
+def test_the_alignment_check_runs_at_the_lowest_cpu_priority():
+    import os
+    import threading
+
+    from sage_ros.alignment_watch import lower_this_threads_priority
+
+    result = {}
+
+    def probe():
+        result["lowered"] = lower_this_threads_priority()
+        result["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    if not result["lowered"]:
+        pytest.skip("per-thread priorities are not supported here")
+    assert result["nice"] == 19 and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19  # that thread only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 import threading
 
 from sage_ros.worker import InferenceWorker, Job, keep_freed_memory
@@ -35,3 +36,54 @@ def test_the_allocator_keeps_freed_memory_on_glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return  # other allocators keep their own defaults (keep_freed_memory says False there)
     assert keep_freed_memory()
+
+
+def test_two_threads_overlap_frames_and_publish_in_the_order_the_frames_were_taken():
+    first_running, release_first, published, all_done = threading.Event(), threading.Event(), [], threading.Event()
+    second_done = threading.Event()
+
+    def process(job: Job):
+        if job is first:
+            first_running.set()
+            assert release_first.wait(5)  # the first frame is slow: the second finishes before it
+        else:
+            second_done.set()
+
+        def publish():
+            published.append(job)
+            if len(published) == 2:
+                all_done.set()
+        return publish
+
+    worker = InferenceWorker(process, lambda: None, threads=2)
+    assert worker.threads == 2
+    worker.start()
+    first, second = Job({}), Job({})
+    worker.submit(first)
+    assert first_running.wait(5)
+    worker.submit(second)
+    assert second_done.wait(5)  # fused alongside the first, not after it
+    assert published == []  # but not published before it
+    release_first.set()
+    assert all_done.wait(5)
+    worker.stop()
+    assert published == [first, second]
+
+
+def test_a_failing_process_does_not_stop_later_frames_from_publishing():
+    published, done = [], threading.Event()
+
+    def process(job: Job):
+        if job is bad:
+            raise RuntimeError("boom")
+        return lambda: (published.append(job), done.set())
+
+    worker = InferenceWorker(process, lambda: None, threads=2)
+    worker.start()
+    bad, good = Job({}), Job({})
+    worker.submit(bad)
+    time.sleep(0.05)
+    worker.submit(good)
+    assert done.wait(5)
+    worker.stop()
+    assert published == [good]
