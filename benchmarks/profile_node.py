@@ -2,9 +2,10 @@
 
     python benchmarks/profile_node.py [--size 640x512] [--frames 60] [--top 25] [--backend auto]
 
-A fusion node (default parameters) in a context of its own, with no executor: each pair's two
-messages go through the node's subscription callbacks, and the job they submit runs at once on
-this thread, publishing as usual. Prints the wall and CPU time per pair (CPU: the whole process, every
+A fusion node (default parameters, but ``lazy`` off: nothing subscribes here) in a context of its
+own, with no executor: each pair's two messages, serialized, go through the node's subscription
+callbacks, and the job they submit runs at once on this thread (one frame at a time), publishing as
+usual. Prints the wall and CPU time per pair (CPU: the whole process, every
 thread the backend and OpenCV keep busy), then cProfile's cumulative table (top entries) timed in process
 CPU time (``--timer cpu``, the default: each entry is the CPU the machine spent while it ran, the numbers
 that decide what fits on a small computer) or wall time. DDS delivery into the node is not included (see
@@ -41,9 +42,11 @@ def main() -> int:
     width, height = (int(v) for v in args.size.split("x"))
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = FusionNode(context=context, parameter_overrides=[Parameter("backend", value=args.backend)])
+    # lazy off: nobody subscribes here, and the node would otherwise (rightly) skip all the work.
+    node = FusionNode(context=context, parameter_overrides=[Parameter("backend", value=args.backend),
+                                                            Parameter("lazy", value=False)])
     node.worker.stop()
-    node.worker.submit = node._process  # run each job here, synchronously, under the profiler
+    node.worker.submit = _synchronously(node)  # each job fused and published here, under the profiler
     messages = Player.messages(synthetic_pairs(8, width, height, rate=30.0))
     for index in range(5):  # warm-up
         thermal, rgb = messages[index % len(messages)]
@@ -68,11 +71,22 @@ def main() -> int:
     return 0
 
 
+def _synchronously(node):
+    def run(job) -> None:
+        publish = node._process(job)
+        if publish is not None:
+            publish()
+    return run
+
+
 def _feed(node, thermal, rgb, index: int) -> None:
+    """Both messages, serialized as DDS hands them to the node's raw subscriptions, into its callbacks."""
+    from rclpy.serialization import serialize_message
+
     stamp = time.time_ns()  # real time: the node's stamp guard compares stamps with its clock
     for msg, camera, offset in ((rgb, Camera.RGB, 0), (thermal, Camera.THERMAL, 3_000_000)):
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp + offset, 1_000_000_000)
-        node._on_image(camera, msg)
+        node.inputs._on_raw(camera, serialize_message(msg))
 
 
 if __name__ == "__main__":
