@@ -174,3 +174,26 @@ def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like
         assert message.stamp_ns == image.stamp_ns and message.log_ns == image.log_ns
         assert np.allclose(msg.k, expected_k) and np.allclose(msg.p, expected_p) and msg.k[0] == 50.0
         assert list(msg.d) == info["d"] and msg.distortion_model == "plumb_bob"
+
+
+def test_the_write_queue_keeps_the_order_and_hands_a_write_error_back():
+    import threading
+
+    from sage_ros.bags.storage import WriteQueue
+
+    written = []
+    queue = WriteQueue(lambda *message: written.append(message), threading.Lock(), depth=2)
+    for index in range(50):
+        queue.put("topic", index, b"x")
+    queue.close()
+    assert [log_ns for _, log_ns, _ in written] == list(range(50))
+
+    def disk_full(topic, log_ns, raw):
+        if log_ns == 3:
+            raise OSError(28, "No space left on device")
+
+    failing = WriteQueue(disk_full, threading.Lock(), depth=2)
+    with pytest.raises(OSError, match="No space left"):
+        for index in range(100):  # the error surfaces at a later put (or at close)
+            failing.put("topic", index, b"x")
+        failing.close()
