@@ -70,6 +70,7 @@ def _launch_setup(context, *args, **kwargs):
                          ("fused/image", value["fused_topic"])):
         # image_transport naming: the compressed topic follows its image topic (<topic>/compressed).
         remappings += [(local, topic), (f"{local}/compressed", f"{topic}/compressed"),
+                       (f"{local}/compressedDepth", f"{topic}/compressedDepth"),
                        (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
     node = dict(package="sage_ros", name="sage_fusion", namespace=value["namespace"],
                 parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,

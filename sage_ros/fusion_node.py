@@ -98,7 +98,8 @@ class FusionNode(Node):
 
     def configure(self) -> None:
         """Read and validate the parameters and create the publishers; ParameterError says what is wrong."""
-        self.params = p = read_parameters(self)
+        p = read_parameters(self)
+        self.params = p
         if p.engine_file_path:
             self.get_logger().warning(f"parameter engine_file_path is deprecated: engines are cached one per key in "
                                       f"a folder; using {p.engine_cache_folder} (set engine_cache_dir instead)")
@@ -130,6 +131,8 @@ class FusionNode(Node):
         """Load the model if needed, then subscribe and start the worker, the alignment watch and the timers."""
         self.load_model()
         p = self.params
+        # From the parameter, as the new alignment watch starts: auto_align's updates do not outlive an activation.
+        self.pipeline.aligner = Aligner(p.alignment_config())
         self.health = HealthMonitor(self)
         self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"),
                                       self.workers)
@@ -177,6 +180,7 @@ class FusionNode(Node):
         """Back to unconfigured: deactivate if needed, free the model, destroy the publishers."""
         self.deactivate()
         self.pipeline = None
+        self.params = None  # unconfigured: read-only parameters may change until the next configure
         if self.outputs is not None:
             self.outputs.destroy(self._destroy_output_publisher)
             self.destroy_publisher(self.diag_pub)
@@ -205,7 +209,11 @@ class FusionNode(Node):
             if self.pipeline is not None:
                 self.pipeline.reconfigure_thermal(new.thermal_config())
             if self.intake is not None:
-                self.intake.reconfigure(new)
+                if self.inputs is not None:
+                    with self.inputs.lock:  # decoder threads use the intake too
+                        self.intake.reconfigure(new)
+                else:
+                    self.intake.reconfigure(new)
             if self.alignment_watch is not None:
                 self.alignment_watch.warn_px = new.alignment_warn_px
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
@@ -248,15 +256,16 @@ class FusionNode(Node):
 
     def _process(self, job: Job):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
+        p = self.params
         try:
-            out, reference = self._fuse(job)
+            out, reference = self._fuse(job, p)
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
             self._failed(exc)
             return None
 
-        def publish() -> None:
+        def publish() -> None:  # with the settings the frame was made with, whatever changed since
             try:
-                self._publish(job, out, reference)
+                self._publish(job, out, reference, p)
             except Exception as exc:  # noqa: BLE001
                 self._failed(exc)
             else:
@@ -268,9 +277,8 @@ class FusionNode(Node):
         self.stats.outcome(text)
         self._bad("pair", "inference_error", text)
 
-    def _fuse(self, job: Job) -> tuple[np.ndarray, Frame]:
+    def _fuse(self, job: Job, p: FusionParams) -> tuple[np.ndarray, Frame]:
         """The output image (in the output encoding's layout) and the frame whose header it takes."""
-        p = self.params
         if job.is_pair:
             reference = job.frames[self.pipeline.reference]
             started = time.perf_counter()
@@ -284,8 +292,7 @@ class FusionNode(Node):
                                             self.intake.sizes.get(camera.other, reference.size))
         return to_output_encoding(out, p.output_encoding), reference
 
-    def _publish(self, job: Job, out: np.ndarray, reference: Frame) -> None:
-        p = self.params
+    def _publish(self, job: Job, out: np.ndarray, reference: Frame, p: FusionParams) -> None:
         self.outputs.publish_image(out, p.output_encoding, reference.header, p.jpeg_quality)
         if job.is_pair:
             self._publish_camera_info(job, reference, out.shape)

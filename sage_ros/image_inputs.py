@@ -1,8 +1,8 @@
 """The fusion node's camera inputs: subscriptions (raw or compressed), conversion and the input guards.
 
 Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, transport ``raw``) or
-``<camera>/image/compressed`` (``sensor_msgs/CompressedImage``, transport ``compressed``: the
-image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
+``<camera>/image/compressed`` / ``<camera>/image/compressedDepth`` (``sensor_msgs/CompressedImage``,
+transports ``compressed`` / ``compressedDepth``: the image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
 executor thread from its serialized bytes (``image_from_cdr``: one copy and a few checks); a compressed one is decoded on a thread of its camera
 (:class:`DecodeQueue`), so JPEG/PNG decoding never holds up the executor. Either way the image then
 goes to the node's :class:`~sage_ros.intake.FrameIntake` (guards, pairing), under one lock.
@@ -41,9 +41,9 @@ class DecodeQueue(threading.Thread):
     """
 
     def __init__(self, camera: Camera, handle: Callable[[CompressedImage], None], on_drop: Callable[[], None],
-                 depth: int = DECODE_QUEUE_DEPTH) -> None:
+                 on_error: Callable[[Exception], None], depth: int = DECODE_QUEUE_DEPTH) -> None:
         super().__init__(name=f"sage_fusion_decode_{camera.label}", daemon=True)
-        self._handle, self._on_drop = handle, on_drop
+        self._handle, self._on_drop, self._on_error = handle, on_drop, on_error
         self._queue: deque[CompressedImage] = deque()
         self._depth = depth
         self._wake = threading.Condition()
@@ -71,7 +71,10 @@ class DecodeQueue(threading.Thread):
                 if self._stopping:
                     return
                 msg = self._queue.popleft()
-            self._handle(msg)
+            try:
+                self._handle(msg)
+            except Exception as exc:  # noqa: BLE001 - one message must not end the camera's decoding
+                self._on_error(exc)
 
 
 class ImageInputs:
@@ -90,20 +93,26 @@ class ImageInputs:
         self.decoders: dict[Camera, DecodeQueue] = {}
         self.subscriptions = {}
         self._info_subscriptions = []
-        self._subscribe(params)
+        try:
+            self._subscribe(params)
+        except BaseException:
+            self.close()  # what was made before the failure
+            raise
 
     def _subscribe(self, p) -> None:
         reliability = (ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort"
                        else ReliabilityPolicy.RELIABLE)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability)
         for camera in Camera:
-            if p.transport(camera) == "compressed":
+            transport = p.transport(camera)
+            if transport != "raw":  # compressed or compressedDepth: CompressedImage on <camera>/image/<transport>
                 decoder = DecodeQueue(camera, lambda msg, c=camera: self._decode(c, msg),
-                                      lambda: self.stats.count("decode_dropped"))
+                                      lambda: self.stats.count("decode_dropped"),
+                                      lambda exc, c=camera: self._report_bad(c.label, "decode_error", repr(exc)))
                 decoder.start()
                 self.decoders[camera] = decoder
                 self.subscriptions[camera] = self.node.create_subscription(
-                    CompressedImage, f"{camera.label}/image/compressed",
+                    CompressedImage, f"{camera.label}/image/{transport}",
                     lambda msg, c=camera: self._on_compressed(c, msg), qos)
             else:
                 # Serialized (raw=True): rclpy's own conversion would copy the pixels three times.

@@ -26,8 +26,8 @@ from sage_core.options import DEVICES, InferenceOptions
 from sage_core.thermal import METHODS, ThermalNormalizerConfig
 
 
-#: image_transport names of the input transports the node subscribes with.
-TRANSPORTS = ("raw", "compressed")
+#: image_transport names of the input transports the node subscribes with (the topic's suffix, except raw).
+TRANSPORTS = ("raw", "compressed", "compressedDepth")
 
 
 class ParameterError(ConfigError):
@@ -64,9 +64,10 @@ class FusionParams:
                                       read_only=True)
     enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
     inference_threads: int = param(
-        0, "CPU threads for inference; 0: the cores shared among the frames in flight (inference_workers): every "
-        "core's share for ONNX Runtime and OpenCV (their pools sleep when idle), half of it for PyTorch (its "
-        "pool spins, taking cores from message handling)", read_only=True, low=0, high=256)
+        0, "CPU threads for inference; 0: with one frame in flight, every core for ONNX Runtime and OpenCV (their "
+        "pools sleep when idle) and half of them for PyTorch (its pool spins, taking cores from message "
+        "handling); with several (inference_workers), the cores divided among them", read_only=True, low=0,
+        high=256)
     inference_workers: int = param(
         0, "frames fused at once (each result published in frame order); 0: two on a CPU, where one frame's "
         "model and colour work overlaps the previous one's, one on a GPU", read_only=True, low=0, high=8)
@@ -76,12 +77,13 @@ class FusionParams:
                               "subscribes to it)", low=1, high=100)
     lazy: bool = param(True, "skip conversion and inference while nobody subscribes to fused/image, "
                        "fused/image/compressed or fused/camera_info (the image_pipeline behaviour)")
-    thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image) or compressed "
-                                   "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG / JPEG, "
-                                   "compressedDepth)", read_only=True, choices=TRANSPORTS, launch=True)
+    thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image), compressed "
+                                   "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG, 16-bit kept, or "
+                                   "JPEG) or compressedDepth (thermal/image/compressedDepth: 16-bit PNG)",
+                                   read_only=True, choices=TRANSPORTS, launch=True)
     rgb_transport: str = param("raw", "rgb input: raw (rgb/image, sensor_msgs/Image) or compressed "
                                "(rgb/image/compressed, sensor_msgs/CompressedImage: JPEG / PNG)", read_only=True,
-                               choices=TRANSPORTS, launch=True)
+                               choices=TRANSPORTS[:2], launch=True)
     reference_camera: str = param(
         "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes", read_only=True,
         choices=("rgb", "thermal"), launch=True)

@@ -66,10 +66,12 @@ class Loopback:
                                                                   qos_profile_sensor_data)
         self.rgb_compressed_pub = self.probe.create_publisher(CompressedImage, "rgb/image/compressed",
                                                               qos_profile_sensor_data)
-        raw = {"thermal": self.thermal_pub, "rgb": self.rgb_pub}
-        compressed = {"thermal": self.thermal_compressed_pub, "rgb": self.rgb_compressed_pub}
-        inputs = [(compressed if params.get(f"{camera}_transport") == "compressed" else raw)[camera]
-                  for camera in ("thermal", "rgb")]
+        self.thermal_depth_pub = self.probe.create_publisher(CompressedImage, "thermal/image/compressedDepth",
+                                                             qos_profile_sensor_data)
+        publishers = {"raw": {"thermal": self.thermal_pub, "rgb": self.rgb_pub},
+                      "compressed": {"thermal": self.thermal_compressed_pub, "rgb": self.rgb_compressed_pub},
+                      "compressedDepth": {"thermal": self.thermal_depth_pub}}
+        inputs = [publishers[params.get(f"{camera}_transport", "raw")][camera] for camera in ("thermal", "rgb")]
         self.thermal_info_pub = self.probe.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data)
         self.rgb_info_pub = self.probe.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
         self.executor = SingleThreadedExecutor(context=self.context)  # as rclpy.spin runs the node

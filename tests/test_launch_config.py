@@ -106,6 +106,7 @@ def test_launch_setup_passes_parameters_remaps_and_rviz(monkeypatch, tmp_path):
     assert ("thermal/image", "/boson/image_raw") in kwargs["remappings"]
     assert ("thermal/camera_info", "/boson/camera_info") in kwargs["remappings"]
     assert ("thermal/image/compressed", "/boson/image_raw/compressed") in kwargs["remappings"]
+    assert ("thermal/image/compressedDepth", "/boson/image_raw/compressedDepth") in kwargs["remappings"]
     assert ("fused/image/compressed", "fused/image/compressed") in kwargs["remappings"]
     view = Path(rviz.kwargs["arguments"][1]).read_text()
     assert "Value: /boson/image_raw\n" in view and "Value: /front/rgb/image\n" in view

@@ -67,11 +67,18 @@ class ManagedLoopback:
         return self.thermal_pub.get_subscription_count() > 0 and self.rgb_pub.get_subscription_count() > 0
 
     def send_pairs(self, count: int) -> None:
-        for i in range(count):
-            stamp = (i + 1) * 1_000_000_000 + int(time.time()) * 1_000_000_000
+        for _ in range(count):
+            stamp = time.time_ns()
             self.thermal_pub.publish(make_image(FRAME.thermal_mono16, "mono16", stamp, "thermal"))
             self.rgb_pub.publish(make_image(FRAME.visible, "bgr8", stamp, "rgb"))
             time.sleep(0.05)
+
+    def send_until_fused(self, total: int, timeout: float = 10.0) -> bool:
+        """Pairs until ``total`` fused images have arrived (best effort: the first may precede discovery)."""
+        deadline = time.monotonic() + timeout
+        while len(self.fused) < total and time.monotonic() < deadline:
+            self.send_pairs(1)
+        return self.wait_for(lambda: len(self.fused) >= total, timeout=1.0)
 
     def wait_for(self, condition, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -110,8 +117,7 @@ def test_the_transitions_load_subscribe_pause_and_free_as_the_lifecycle_says(man
     model = managed.node.pipeline
     assert model is not None and managed.wait_for(managed.node_subscribes)
     assert managed.wait_for(lambda: managed.node.outputs.wanted())
-    managed.send_pairs(4)
-    assert managed.wait_for(lambda: len(managed.fused) >= 3)
+    assert managed.send_until_fused(3)
     assert (managed.fused[-1].height, managed.fused[-1].width) == (128, 160)
 
     assert managed.transition(Transition.TRANSITION_DEACTIVATE)
@@ -126,14 +132,20 @@ def test_the_transitions_load_subscribe_pause_and_free_as_the_lifecycle_says(man
     assert managed.transition(Transition.TRANSITION_ACTIVATE)
     assert managed.node.pipeline is model  # not loaded again
     assert managed.wait_for(managed.node_subscribes)
-    managed.send_pairs(4)
-    assert managed.wait_for(lambda: len(managed.fused) >= published + 3)
+    assert managed.send_until_fused(published + 3)
 
     assert managed.transition(Transition.TRANSITION_DEACTIVATE)
     assert managed.transition(Transition.TRANSITION_CLEANUP)
     assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert managed.node.pipeline is None and managed.node.outputs is None
     assert managed.wait_for(lambda: managed.probe.count_publishers("/managed/fused/image") == 0)
+    # Unconfigured again: read-only parameters may change, and the next configure reads them.
+    results = managed.node.set_parameters([Parameter("output_encoding", value="mono8"),
+                                            Parameter("reference_camera", value="thermal")])
+    assert all(result.successful for result in results)
+    assert managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert managed.node.params.reference_camera == "thermal"
+    assert managed.transition(Transition.TRANSITION_CLEANUP)
 
     assert managed.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
     assert managed.state() == State.PRIMARY_STATE_FINALIZED
@@ -150,8 +162,7 @@ def test_configure_refuses_bad_parameters_and_stays_unconfigured_until_they_are_
     assert managed.transition(Transition.TRANSITION_ACTIVATE)
     assert managed.wait_for(managed.node_subscribes)
     assert managed.wait_for(lambda: managed.node.outputs.wanted())
-    managed.send_pairs(3)
-    assert managed.wait_for(lambda: len(managed.fused) >= 2)
+    assert managed.send_until_fused(2)
     assert (managed.fused[-1].width, managed.fused[-1].height) == (320, 256)
 
 

@@ -12,6 +12,7 @@ pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extr
 
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
+from sage_core.cameras import Camera  # noqa: E402
 from sage_core.synthetic import SyntheticScene  # noqa: E402
 from sage_ros import fused_output  # noqa: E402
 from sage_ros.compressed import decode_compressed, encode_compressed_depth, encode_jpeg, encode_png  # noqa: E402
@@ -60,6 +61,20 @@ def test_compressed_inputs_fuse_like_raw_ones(loop, thermal_codec):
     assert np.abs(fused_array(out).astype(int) - expected.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("loop", [{"thermal_transport": "compressedDepth"}], indirect=True)
+def test_the_compressed_depth_transport_is_its_own_topic(loop):
+    depth_format, depth_data = encode_compressed_depth(SCENE.thermal_mono16, "16UC1")
+    for i in range(3):
+        stamp = (i + 1) * SECOND
+        loop.thermal_depth_pub.publish(make_compressed(depth_data, depth_format, stamp, "thermal"))
+        loop.rgb_pub.publish(make_image(SCENE.visible, "bgr8", stamp, "rgb"))
+        time.sleep(0.05)
+    assert loop.wait_for(lambda: len(loop.fused) >= 2)
+    assert loop.node.inputs.subscriptions[Camera.THERMAL].topic_name == "/test/thermal/image/compressedDepth"
+    expected = loop.node.pipeline.fuse(SCENE.thermal_mono16, SCENE.visible)
+    assert np.abs(fused_array(loop.fused[-1]).astype(int) - expected.astype(int)).max() <= 1
+
+
 @pytest.mark.parametrize("loop", [COMPRESSED_INPUTS], indirect=True)
 def test_undecodable_compressed_messages_are_counted_and_the_node_keeps_fusing(loop):
     thermal_format, thermal_data = encode_png(SCENE.thermal_mono16, "mono16")
@@ -87,8 +102,9 @@ def test_fused_jpeg_is_published_only_while_subscribed(loop, monkeypatch):
     assert encoded == []  # nobody asked for JPEG: none made
 
     jpegs: list[CompressedImage] = []
-    loop.probe.create_subscription(CompressedImage, "fused/image/compressed", jpegs.append, 10)
-    assert loop.wait_for(lambda: loop.node.outputs.compressed.get_subscription_count() > 0)
+    jpeg_subscription = loop.probe.create_subscription(CompressedImage, "fused/image/compressed", jpegs.append, 10)
+    assert loop.wait_for(lambda: loop.node.outputs.compressed.get_subscription_count() > 0
+                         and jpeg_subscription.get_publisher_count() > 0)  # matched on both sides
     raw_pair(loop, 2 * SECOND)
     assert loop.wait_for(lambda: len(jpegs) == 1 and len(loop.fused) == 2)
     assert encoded == [85] and jpegs[0].format == "bgr8; jpeg compressed bgr8"
@@ -137,3 +153,25 @@ def test_lazy_off_processes_without_subscribers(loop):
     raw_pair(loop, SECOND)
     assert loop.wait_for(lambda: loop.node.stats.published == published + 1)
     assert loop.node.stats.skipped_idle == 0
+
+
+def test_a_decoder_survives_an_unexpected_error_and_reports_it():
+    import threading
+
+    from sage_ros.image_inputs import DecodeQueue
+
+    handled, errors, second = [], [], threading.Event()
+
+    def handle(msg):
+        if msg == "boom":
+            raise RuntimeError("unexpected")
+        handled.append(msg)
+        second.set()
+
+    decoder = DecodeQueue(Camera.RGB, handle, lambda: None, errors.append)
+    decoder.start()
+    decoder.put("boom")
+    decoder.put("fine")
+    assert second.wait(5)
+    decoder.stop()
+    assert handled == ["fine"] and [str(e) for e in errors] == ["unexpected"]
