@@ -321,12 +321,13 @@ class FusionNode(Node):
         super().destroy_node()
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None) -> int:
+    """Start ``node_class`` and spin it until shutdown; a bad parameter at start is one line and exit 2."""
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
-        node = FusionNode()
+        node = node_class()
     except ConfigError as exc:
-        print(f"fusion_node: error: {exc}", file=sys.stderr)
+        print(f"{program}: error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     try:
@@ -334,9 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.cleanup()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(FusionNode, "fusion_node", argv)
 
 
 if __name__ == "__main__":

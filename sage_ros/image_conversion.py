@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sage_core.cameras import Camera
+
 
 class BadImage(ValueError):
     """A message that cannot be turned into an image; ``kind`` names the category for counting."""
@@ -48,6 +50,13 @@ ENCODINGS: dict[str, Encoding] = {
 }
 THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 RGB_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+#: What each camera's images may be (live and recorded alike).
+CAMERA_ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
+
+
+def stamp_ns(header) -> int:
+    """A message header's stamp in nanoseconds (rclpy, rosbags or our own header objects)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:

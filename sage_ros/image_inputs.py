@@ -21,16 +21,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_core.cameras import Camera
 from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, image_from_cdr, image_to_array
+from sage_ros.image_conversion import CAMERA_ENCODINGS, BadImage, image_from_cdr, image_to_array, stamp_ns
 from sage_ros.intake import FrameIntake
 
-ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
 #: Compressed messages kept per camera while its decoder is busy; older ones are dropped (and counted).
 DECODE_QUEUE_DEPTH = 2
-
-
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class DecodeQueue(threading.Thread):
@@ -144,7 +139,7 @@ class ImageInputs:
             return
         msg = image_from_cdr(data)  # never raises: a malformed payload raises BadImage in image_to_array
         try:
-            array = image_to_array(msg, ENCODINGS[camera])
+            array = image_to_array(msg, CAMERA_ENCODINGS[camera])
         except BadImage as exc:
             self._report_bad(camera.label, exc.kind, str(exc))
             return
@@ -157,7 +152,7 @@ class ImageInputs:
     def _decode(self, camera: Camera, msg: CompressedImage) -> None:
         """Decoder thread: the compressed image, checked like a raw one."""
         try:
-            array, encoding = decode_compressed(msg.format, msg.data, allowed=ENCODINGS[camera])
+            array, encoding = decode_compressed(msg.format, msg.data, allowed=CAMERA_ENCODINGS[camera])
         except BadImage as exc:  # BadCompressedImage is one, with the kind counted
             self._report_bad(camera.label, exc.kind, str(exc))
             return

@@ -25,6 +25,7 @@ import numpy as np
 from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
 from sage_ros.dds import isolate_dds
+from sage_ros.image_conversion import stamp_ns
 
 #: Thermal stamped this far behind RGB: a realistic offset that approximate-time pairing must absorb.
 THERMAL_OFFSET_NS = 3_000_000
@@ -149,7 +150,7 @@ class Recorder:
 
     def _on_fused(self, msg) -> None:
         arrival = time.time()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         if stamp in self.stamp_to_index:
             self.received[self.stamp_to_index[stamp]] = (arrival, msg)
 

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 from sage_core.errors import ConfigError
-from sage_ros.fusion_node import FusionNode
+from sage_ros.fusion_node import FusionNode, run_node
 
 
 class ManagedFusionNode(LifecycleNodeMixin, FusionNode):
@@ -93,22 +91,7 @@ class ManagedFusionNode(LifecycleNodeMixin, FusionNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        node = ManagedFusionNode()
-    except ConfigError as exc:
-        print(f"managed_fusion_node: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.cleanup()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ManagedFusionNode, "managed_fusion_node", argv)
 
 
 if __name__ == "__main__":

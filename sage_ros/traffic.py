@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sage_ros.dds import isolate_dds
-from sage_ros.image_conversion import image_from_cdr
+from sage_ros.image_conversion import image_from_cdr, stamp_ns
 from sage_ros.loopback import LoopbackError, NodeProcess, Player, synthetic_pairs
 
 #: Faults the publisher can mix in; each is a message the node must count and survive.
@@ -133,8 +133,7 @@ class _Recorder:
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
     def _on_fused(self, data: bytes) -> None:
-        header = image_from_cdr(data).header
-        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        stamp = stamp_ns(image_from_cdr(data).header)
         self.run.latencies_ms.append((time.time_ns() - stamp) / 1e6)
         self.run.arrivals_s.append(time.monotonic())
 

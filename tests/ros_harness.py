@@ -22,6 +22,16 @@ from sage_ros.fusion_node import FusionNode
 from sage_ros.image_conversion import array_to_image_fields
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` s pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
 def make_compressed(data: bytes, fmt: str, stamp_ns: int, frame_id: str) -> CompressedImage:
     msg = CompressedImage(format=fmt, data=data)
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
@@ -84,12 +94,7 @@ class Loopback:
                              and self.node.outputs.wanted()), "discovery failed"  # lazy: it must see the probe
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.02)
-        return condition()
+        return wait_for(condition, timeout)
 
     def send(self, thermal: Image | None = None, rgb: Image | None = None, gap: float = 0.0) -> None:
         if thermal is not None:

@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from sage_core.synthetic import SyntheticScene  # noqa: E402
 from sage_ros.managed_fusion_node import ManagedFusionNode  # noqa: E402
-from tests.ros_harness import make_image  # noqa: E402
+from tests.ros_harness import make_image, wait_for  # noqa: E402
 
 FRAME = SyntheticScene(160, 128, seed=3).frame(0.5)
 
@@ -81,12 +81,7 @@ class ManagedLoopback:
         return self.wait_for(lambda: len(self.fused) >= total, timeout=1.0)
 
     def wait_for(self, condition, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.02)
-        return condition()
+        return wait_for(condition, timeout)
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)

@@ -13,7 +13,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_array
+from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_array, stamp_ns
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -57,7 +57,7 @@ def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tu
     except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on damaged CDR
         raise BadImage("deserialize", f"{msgtype} message of {len(raw)} bytes cannot be deserialized: "
                        f"{type(exc).__name__}: {exc}") from None
-    header = BagHeader(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, msg.header.frame_id, log_ns)
+    header = BagHeader(stamp_ns(msg.header), msg.header.frame_id, log_ns)
     if msgtype == COMPRESSED:
         array, encoding = decode_compressed(msg.format, msg.data, allowed)
     else:

@@ -23,13 +23,12 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
 from sage_ros.bags.messages import BagHeader, Decoded
-from sage_ros.image_conversion import RGB_ENCODINGS, THERMAL_ENCODINGS, BadImage, to_output_encoding
+from sage_ros.image_conversion import CAMERA_ENCODINGS, BadImage, to_output_encoding
 from sage_ros.intake import FrameIntake
 from sage_ros.parameters import FusionParams
 from sage_ros.sync import Stamped
 from sage_ros.worker import Frame, Job
 
-ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class OfflineFusion:
         self._now_ns = log_ns
         self._arrivals[camera] = log_ns  # a bad message still shows the camera is alive, as in the node
         try:
-            decoded = decode(ENCODINGS[camera])
+            decoded = decode(CAMERA_ENCODINGS[camera])
         except BadImage as exc:
             self._bad(camera.label, exc.kind, str(exc))
         else:

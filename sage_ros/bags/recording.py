@@ -16,6 +16,7 @@ import numpy as np
 from sage_ros.bags.messages import COMPRESSED, IMAGE, compressed_message, image_message
 from sage_ros.bags.storage import OutputBag
 from sage_ros.compressed import encode_compressed_depth, encode_jpeg, encode_png
+from sage_ros.image_conversion import stamp_ns
 
 #: transport -> (topic suffix, message type)
 TRANSPORTS = {"raw": ("", IMAGE), "jpeg": ("/compressed", COMPRESSED), "png": ("/compressed", COMPRESSED),
@@ -93,7 +94,7 @@ def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, t
                            stamp + thermal_offset_ns, "thermal_optical", stamp)
         fused = recorder.connection(f"{namespace}/fused/image", IMAGE)
         for index, (arrival_ns, msg) in sorted(result.fused_messages.items()):
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg.header)
             array = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)
             array = array[..., 0] if msg.encoding == "mono8" else array
             bag.write(fused, arrival_ns, image_message(array, msg.encoding, stamp, msg.header.frame_id))

@@ -238,18 +238,13 @@ class OutputBag:
             self._discard()
 
     def _discard(self) -> None:
-        if self._queue is not None:
+        for stop in (self._queue and self._queue.close, self._writer and self._writer.abort):
             try:
-                self._queue.close()
+                if stop:
+                    stop()
             except Exception:  # noqa: BLE001 - cleaning up after a failure: the first error is the one to report
                 pass
-            self._queue = None
-        if self._writer is not None:
-            try:
-                self._writer.abort()
-            except Exception:  # noqa: BLE001 - cleaning up after a failure: the first error is the one to report
-                pass
-            self._writer = None
+        self._queue = self._writer = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
