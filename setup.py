@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sage_core", "sage_core.*", "sage_ros", "sage_ros.*"]),
-    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros": ["*.xml"]},
+    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros.harness": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -60,7 +60,7 @@ setup(
         "console_scripts": [
             "sage-fuse = sage_ros.bags.cli:main",  # image files, or a bag with --bag
             "sage-calibrate = sage_core.cli.calibrate:main",
-            "sage-demo = sage_ros.demo:main",
+            "sage-demo = sage_ros.harness.demo:main",
             "fusion_node = sage_ros.fusion_node:main",
             "managed_fusion_node = sage_ros.managed_fusion_node:main",
         ],

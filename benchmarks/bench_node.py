@@ -18,7 +18,7 @@ import statistics
 import sys
 
 from sage_core.options import DEFAULT_WEIGHTS
-from sage_ros.traffic import run_live
+from sage_ros.harness.traffic import run_live
 
 
 def main() -> int:

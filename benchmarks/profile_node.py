@@ -21,8 +21,8 @@ import sys
 import time
 
 from sage_core.cameras import Camera
-from sage_ros.dds import isolate_dds
-from sage_ros.loopback import Player, synthetic_pairs
+from sage_ros.harness.dds import isolate_dds
+from sage_ros.harness.loopback import Player, synthetic_pairs
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import sys
 
-from sage_ros.traffic import FAULTS, run_live
+from sage_ros.harness.traffic import FAULTS, run_live
 
 
 def main() -> int:

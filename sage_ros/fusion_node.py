@@ -47,17 +47,17 @@ from sage_core.fuser import Fuser
 from sage_core.options import resolve_device
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
-from sage_ros.alignment_watch import AlignmentWatch
-from sage_ros.camera_info import fused_camera_info_fields
-from sage_ros.diagnostics import FusionStats
-from sage_ros.fused_output import FusedOutputs
-from sage_ros.health import HealthMonitor
-from sage_ros.image_conversion import to_output_encoding
-from sage_ros.image_inputs import ImageInputs
+from sage_ros.stream.alignment_watch import AlignmentWatch
+from sage_ros.codec.camera_info import fused_camera_info_fields
+from sage_ros.stream.stats import FusionStats
+from sage_ros.node.fused_outputs import FusedOutputs
+from sage_ros.node.health import HealthMonitor
+from sage_ros.codec.image import to_output_encoding
+from sage_ros.node.image_inputs import ImageInputs
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, declare_parameters, from_values, read_parameters
-from sage_ros.intake import FrameIntake
-from sage_ros.sync import Stamped
-from sage_ros.worker import Frame, InferenceWorker, Job
+from sage_ros.stream.intake import FrameIntake
+from sage_ros.stream.pairing import Stamped
+from sage_ros.stream.worker import Frame, InferenceWorker, Job
 
 #: Seconds between two log lines about the same kind of bad message from the same camera.
 BAD_MESSAGE_LOG_PERIOD = 10.0

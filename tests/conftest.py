@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sage_ros.dds import isolate_dds  # imports no rclpy
+from sage_ros.harness.dds import isolate_dds  # imports no rclpy
 
 # Loopback only, and a domain of this run's own (valid Fast DDS domains: 0..232).
 isolate_dds()

@@ -19,7 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_ros.fusion_node import FusionNode
-from sage_ros.image_conversion import array_to_image_fields
+from sage_ros.codec.image import array_to_image_fields
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:

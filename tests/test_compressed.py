@@ -1,4 +1,4 @@
-"""sage_ros.compressed: the CompressedImage codec, against the format strings image_transport writes."""
+"""sage_ros.codec.compressed: the CompressedImage codec, against the format strings image_transport writes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sage_core.errors import FusionInputError
-from sage_ros.compressed import (DEPTH_HEADER, BadCompressedImage, decode_compressed, encode_compressed_depth,
+from sage_ros.codec.compressed import (DEPTH_HEADER, BadCompressedImage, decode_compressed, encode_compressed_depth,
                                  encode_jpeg, encode_png, parse_format)
-from sage_ros.image_conversion import BadImage, to_bgr
+from sage_ros.codec.image import BadImage, to_bgr
 
 from tests.helpers import random_bgr
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 
-from sage_ros.demo import main  # noqa: E402
+from sage_ros.harness.demo import main  # noqa: E402
 
 
 def test_demo_writes_pictures_and_a_summary(tmp_path, capsys):
@@ -42,7 +42,7 @@ def check_recording(out, summary, sent: int, width: int, height: int) -> None:
     import numpy as np
 
     from sage_ros.bags.messages import TYPESTORE
-    from sage_ros.image_conversion import image_to_array
+    from sage_ros.codec.image import image_to_array
     from tests.bag_helpers import read_bag
 
     messages = read_bag(out / "fused.mcap")

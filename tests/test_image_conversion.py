@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_array, to_bgr
+from sage_ros.codec.image import BadImage, array_to_image_fields, image_to_array, to_bgr
 
 
 def msg(**fields):
@@ -75,7 +75,7 @@ def test_encoding_not_allowed_for_the_stream():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sage_ros.image_conversion import ENCODINGS  # noqa: E402
+from sage_ros.codec.image import ENCODINGS  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
@@ -130,7 +130,7 @@ def test_serialized_images_read_and_write_as_rclpy_does(frame_id):
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from sage_ros.image_conversion import image_from_cdr, image_to_cdr
+    from sage_ros.codec.image import image_from_cdr, image_to_cdr
 
     rng = np.random.default_rng(4)
     header = Header(stamp=Time(sec=1_795_778_105, nanosec=865_724_257), frame_id=frame_id)
@@ -151,7 +151,7 @@ def test_truncated_serialized_image_is_a_bad_image_when_converted():
     pytest.importorskip("rclpy")
     from std_msgs.msg import Header
 
-    from sage_ros.image_conversion import image_from_cdr, image_to_cdr
+    from sage_ros.codec.image import image_from_cdr, image_to_cdr
 
     whole = image_to_cdr(Header(frame_id="rgb"), np.zeros((4, 6, 3), np.uint8), "bgr8")
     assert image_from_cdr(whole).width == 6

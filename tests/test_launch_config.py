@@ -191,9 +191,9 @@ def test_wheel_installs_share_files_weights_and_executables(tmp_path):
     for path in ("share/ament_index/resource_index/packages/sage_ros", "share/sage_ros/launch/fusion.launch.py",
                  "share/sage_ros/config/fusion.yaml", "share/sage_ros/rviz/fusion.rviz"):
         assert f"{data}/data/{path}" in names, path
-    assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/fastdds_loopback.xml"} <= names
+    assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/harness/fastdds_loopback.xml"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for script in ("sage-fuse = sage_ros.bags.cli:main", "sage-demo = sage_ros.demo:main",
+    for script in ("sage-fuse = sage_ros.bags.cli:main", "sage-demo = sage_ros.harness.demo:main",
                    "fusion_node = sage_ros.fusion_node:main",
                    "managed_fusion_node = sage_ros.managed_fusion_node:main"):
         assert script in entry_points

@@ -148,7 +148,7 @@ def test_a_perturbed_homography_is_reported_within_two_checks(loop):
 
 
 def test_auto_align_moves_a_wrong_homography_towards_the_truth_in_bounded_steps():
-    from sage_ros.alignment_watch import AlignmentWatch
+    from sage_ros.stream.alignment_watch import AlignmentWatch
 
     updates = []
     watch = AlignmentWatch(0.0, 2.0, np.reshape(SHIFTED, (3, 3)), auto_align=True, checks=2,
@@ -172,7 +172,7 @@ def test_the_alignment_check_runs_at_the_lowest_cpu_priority():
     import os
     import threading
 
-    from sage_ros.alignment_watch import lower_this_threads_priority
+    from sage_ros.stream.alignment_watch import lower_this_threads_priority
 
     result = {}
 

@@ -14,8 +14,8 @@ from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from sage_core.cameras import Camera  # noqa: E402
 from sage_core.synthetic import SyntheticScene  # noqa: E402
-from sage_ros import fused_output  # noqa: E402
-from sage_ros.compressed import decode_compressed, encode_compressed_depth, encode_jpeg, encode_png  # noqa: E402
+from sage_ros.node import fused_outputs  # noqa: E402
+from sage_ros.codec.compressed import decode_compressed, encode_compressed_depth, encode_jpeg, encode_png  # noqa: E402
 from tests.ros_harness import Loopback, make_compressed, make_image  # noqa: E402
 
 W, H = 96, 80
@@ -96,7 +96,7 @@ def test_undecodable_compressed_messages_are_counted_and_the_node_keeps_fusing(l
 @pytest.mark.parametrize("loop", [{"jpeg_quality": 85}], indirect=True)
 def test_fused_jpeg_is_published_only_while_subscribed(loop, monkeypatch):
     encoded = []
-    monkeypatch.setattr(fused_output, "encode_jpeg", lambda *args: encoded.append(args[2]) or encode_jpeg(*args))
+    monkeypatch.setattr(fused_outputs, "encode_jpeg", lambda *args: encoded.append(args[2]) or encode_jpeg(*args))
     raw_pair(loop, SECOND)
     assert loop.wait_for(lambda: len(loop.fused) == 1)
     assert encoded == []  # nobody asked for JPEG: none made
@@ -158,7 +158,7 @@ def test_lazy_off_processes_without_subscribers(loop):
 def test_a_decoder_survives_an_unexpected_error_and_reports_it():
     import threading
 
-    from sage_ros.image_inputs import DecodeQueue
+    from sage_ros.node.image_inputs import DecodeQueue
 
     handled, errors, second = [], [], threading.Event()
 

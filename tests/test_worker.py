@@ -6,7 +6,7 @@ import platform
 import time
 import threading
 
-from sage_ros.worker import InferenceWorker, Job, keep_freed_memory
+from sage_ros.stream.worker import InferenceWorker, Job, keep_freed_memory
 
 
 def test_a_newer_job_replaces_the_pending_one_and_the_replaced_one_is_counted():

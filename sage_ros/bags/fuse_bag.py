@@ -24,7 +24,7 @@ from sage_ros.bags.messages import (CAMERA_INFO, IMAGE, camera_info_message, dec
 from sage_ros.bags.offline import FusedImage, OfflineFusion
 from sage_ros.bags.storage import InputBag, OutputBag
 from sage_ros.bags.topics import ImageTopic, TopicError, choose_topics
-from sage_ros.camera_info import fused_camera_info_fields
+from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.parameters import FusionParams
 
 FUSED_TOPIC, FUSED_INFO_TOPIC = "/fused/image", "/fused/camera_info"

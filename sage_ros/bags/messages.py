@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import BadImage, array_to_image_fields, image_to_array, stamp_ns
+from sage_ros.codec.compressed import decode_compressed
+from sage_ros.codec.image import BadImage, array_to_image_fields, image_to_array, stamp_ns
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

@@ -1,6 +1,6 @@
 """The fusion node's frame path without ROS, for recorded data: what the node would publish for a bag.
 
-The same :class:`~sage_ros.intake.FrameIntake` as the node's inputs (stream guards, pairing, RGB to
+The same :class:`~sage_ros.stream.intake.FrameIntake` as the node's inputs (stream guards, pairing, RGB to
 BGR, the passthrough decision), then the node's :class:`~sage_core.pipeline.FramePipeline` and output
 encoding, as in ``FusionNode._fuse_and_publish``.
 Two differences, both because nothing is live: every pair is fused (no worker that keeps only the
@@ -23,11 +23,11 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
 from sage_ros.bags.messages import BagHeader, Decoded
-from sage_ros.image_conversion import CAMERA_ENCODINGS, BadImage, to_output_encoding
-from sage_ros.intake import FrameIntake
+from sage_ros.codec.image import CAMERA_ENCODINGS, BadImage, to_output_encoding
+from sage_ros.stream.intake import FrameIntake
 from sage_ros.parameters import FusionParams
-from sage_ros.sync import Stamped
-from sage_ros.worker import Frame, Job
+from sage_ros.stream.pairing import Stamped
+from sage_ros.stream.worker import Frame, Job
 
 
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from sage_ros.bags.messages import COMPRESSED, IMAGE, compressed_message, image_message
 from sage_ros.bags.storage import OutputBag
-from sage_ros.compressed import encode_compressed_depth, encode_jpeg, encode_png
-from sage_ros.image_conversion import stamp_ns
+from sage_ros.codec.compressed import encode_compressed_depth, encode_jpeg, encode_png
+from sage_ros.codec.image import stamp_ns
 
 #: transport -> (topic suffix, message type)
 TRANSPORTS = {"raw": ("", IMAGE), "jpeg": ("/compressed", COMPRESSED), "png": ("/compressed", COMPRESSED),
@@ -83,7 +83,7 @@ def write_pair_bag(path: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, st
 
 
 def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, thermal_offset_ns: int) -> int:
-    """What a loopback run sent and received (``sage_ros.loopback``), as a bag: the input pairs logged when
+    """What a loopback run sent and received (``sage_ros.harness.loopback``), as a bag: the input pairs logged when
     published, the fused images the recorder received logged when they arrived. Returns the fused count."""
     with OutputBag(path, overwrite=True) as bag:
         recorder = BagRecorder(bag)

@@ -3,7 +3,7 @@
 import pytest
 
 from sage_core.cameras import Camera
-from sage_ros.sync import ApproximateTimePairer
+from sage_ros.stream.pairing import ApproximateTimePairer
 
 THERMAL, RGB = Camera.THERMAL, Camera.RGB
 

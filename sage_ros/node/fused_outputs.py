@@ -13,8 +13,8 @@ import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from sage_ros.compressed import encode_jpeg
-from sage_ros.image_conversion import image_to_cdr
+from sage_ros.codec.compressed import encode_jpeg
+from sage_ros.codec.image import image_to_cdr
 
 IMAGE_TOPIC, COMPRESSED_TOPIC, INFO_TOPIC = "fused/image", "fused/image/compressed", "fused/camera_info"
 

@@ -6,7 +6,7 @@ Three small pieces, composed by :func:`run_loopback` (the demo and the node benc
 - :class:`Player`: publishes pre-rendered pairs at a fixed rate, stamped at publish time;
 - :class:`Recorder`: receives the fused stream and /diagnostics, timestamping every frame.
 
-DDS stays on loopback with a domain of its own (:func:`sage_ros.dds.isolate_dds`), set in this
+DDS stays on loopback with a domain of its own (:func:`sage_ros.harness.dds.isolate_dds`), set in this
 process and inherited by the node's process before either starts rclpy.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 
 from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
-from sage_ros.dds import isolate_dds
-from sage_ros.image_conversion import stamp_ns
+from sage_ros.harness.dds import isolate_dds
+from sage_ros.codec.image import stamp_ns
 
 #: Thermal stamped this far behind RGB: a realistic offset that approximate-time pairing must absorb.
 THERMAL_OFFSET_NS = 3_000_000
@@ -185,7 +185,7 @@ class Player:
         """(thermal, rgb) messages built once, before the clock starts."""
         from sensor_msgs.msg import Image
 
-        from sage_ros.image_conversion import array_to_image_fields
+        from sage_ros.codec.image import array_to_image_fields
 
         out = []
         for pair in pairs:
@@ -208,7 +208,7 @@ class Player:
         from builtin_interfaces.msg import Time
         from std_msgs.msg import Header
 
-        from sage_ros.image_conversion import image_to_cdr
+        from sage_ros.codec.image import image_to_cdr
 
         rgb = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
                      frame_id="rgb_optical")

@@ -17,11 +17,11 @@ from collections.abc import Callable
 import numpy as np
 
 from sage_core.cameras import Camera
-from sage_ros.image_conversion import to_bgr
-from sage_ros.input_guards import FormatGuard, StampGuard
+from sage_ros.codec.image import to_bgr
+from sage_ros.stream.guards import FormatGuard, StampGuard
 from sage_ros.parameters import FusionParams
-from sage_ros.sync import ApproximateTimePairer, Stamped
-from sage_ros.worker import Frame
+from sage_ros.stream.pairing import ApproximateTimePairer, Stamped
+from sage_ros.stream.worker import Frame
 
 
 class FrameIntake:

@@ -12,7 +12,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 
 from sage_core.cameras import Camera
-from sage_ros.diagnostics import assess_health, status
+from sage_ros.stream.stats import assess_health, status
 
 
 class HealthMonitor:
@@ -68,7 +68,7 @@ class HealthMonitor:
         else:
             cause = ("QoS is compatible, so the transport is losing the messages: large images over "
                      "Fast DDS's default 512 KB shared-memory segments are dropped; use a profile with "
-                     "larger segments (sage_ros/fastdds_loopback.xml) or reliable QoS on both sides")
+                     "larger segments (sage_ros/harness/fastdds_loopback.xml) or reliable QoS on both sides")
         self.node.get_logger().warning(
             f"{subscription.topic_name} has {publishers} publisher(s) (offering "
             f"{', '.join(sorted(offered)) or 'unknown'}) but nothing arrived in {waited:.1f} s. {cause}")

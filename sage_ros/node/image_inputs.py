@@ -5,7 +5,7 @@ Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, tra
 transports ``compressed`` / ``compressedDepth``: the image_transport naming), and to ``<camera>/camera_info``. A raw message is converted on the
 executor thread from its serialized bytes (``image_from_cdr``: one copy and a few checks); a compressed one is decoded on a thread of its camera
 (:class:`DecodeQueue`), so JPEG/PNG decoding never holds up the executor. Either way the image then
-goes to the node's :class:`~sage_ros.intake.FrameIntake` (guards, pairing), under one lock.
+goes to the node's :class:`~sage_ros.stream.intake.FrameIntake` (guards, pairing), under one lock.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_core.cameras import Camera
-from sage_ros.compressed import decode_compressed
-from sage_ros.image_conversion import CAMERA_ENCODINGS, BadImage, image_from_cdr, image_to_array, stamp_ns
-from sage_ros.intake import FrameIntake
+from sage_ros.codec.compressed import decode_compressed
+from sage_ros.codec.image import CAMERA_ENCODINGS, BadImage, image_from_cdr, image_to_array, stamp_ns
+from sage_ros.stream.intake import FrameIntake
 
 #: Compressed messages kept per camera while its decoder is busy; older ones are dropped (and counted).
 DECODE_QUEUE_DEPTH = 2

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sage_ros.dds import isolate_dds
-from sage_ros.image_conversion import image_from_cdr, stamp_ns
-from sage_ros.loopback import LoopbackError, NodeProcess, Player, synthetic_pairs
+from sage_ros.harness.dds import isolate_dds
+from sage_ros.codec.image import image_from_cdr, stamp_ns
+from sage_ros.harness.loopback import LoopbackError, NodeProcess, Player, synthetic_pairs
 
 #: Faults the publisher can mix in; each is a message the node must count and survive.
 FAULTS = ("encoding", "data_length", "zero_size", "non_finite", "encoding_change", "stamp_jump", "invalid_stamp")
@@ -27,7 +27,7 @@ def _faulty(kind: str, thermal, rgb, stamp_ns: int):
     """(message, is_thermal) for one fault, built from good messages (copies, the originals are reused)."""
     from sensor_msgs.msg import Image
 
-    from sage_ros.image_conversion import array_to_image_fields
+    from sage_ros.codec.image import array_to_image_fields
 
     if kind == "encoding":
         msg = Image(**{**_fields(rgb), "encoding": "yuv422"})

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sage_core.cameras import Camera
-from sage_ros.input_guards import FormatGuard, StampGuard
-from sage_ros.sync import ApproximateTimePairer
+from sage_ros.stream.guards import FormatGuard, StampGuard
+from sage_ros.stream.pairing import ApproximateTimePairer
 
 T, R = Camera.THERMAL, Camera.RGB
 MS, S, DAY = 1_000_000, 1_000_000_000, 86_400 * 1_000_000_000

@@ -28,8 +28,8 @@ from sage_core.cli.common import add_inference_arguments
 from sage_core.errors import SageError
 from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
-from sage_ros.dds import isolate_dds
-from sage_ros.loopback import (THERMAL_OFFSET_NS, LoopbackError, dataset_input_pairs, run_loopback,
+from sage_ros.harness.dds import isolate_dds
+from sage_ros.harness.loopback import (THERMAL_OFFSET_NS, LoopbackError, dataset_input_pairs, run_loopback,
                                synthetic_pairs)
 
 #: The loopback run's namespace: the bag's topics are what the streams were called on DDS.

@@ -1,0 +1,1 @@
+"""Harness for the demo, the benchmarks and the tests: DDS on loopback, camera players, recorders, the demo."""

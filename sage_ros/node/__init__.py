@@ -1,0 +1,1 @@
+"""ROS-facing pieces of the fusion node: subscriptions, publishers, watchdog and /diagnostics."""
