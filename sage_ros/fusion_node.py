@@ -10,10 +10,11 @@ Topics (relative, remappable)::
          /diagnostics                        diagnostic_msgs/DiagnosticArray
 
 The input callbacks only convert (or hand compressed images to a decoder thread), validate and pair
-(``image_inputs.py``); the frames go to the inference worker (``worker.py``), which runs the
-library's :class:`~sage_core.pipeline.FramePipeline` and publishes (``fused_output.py``). While
-nobody subscribes to a fused output, nothing is converted or fused (``lazy``). Parameters:
-``parameters.py``; watchdog and /diagnostics: ``health.py``.
+(``node/image_inputs.py``, ``stream/intake.py``); the jobs go to the inference worker
+(``stream/worker.py``), which runs the frame path the bag tool runs too (``stream/frame_path.py``) and
+publishes (``node/fused_outputs.py``). While nobody subscribes to a fused output, nothing is converted
+or fused (``lazy``, ``node/demand.py``). Parameters: ``parameters.py``; watchdog and /diagnostics:
+``node/health_monitor.py``.
 
 The node's life has the stages of a managed node, run back to back here: :meth:`configure` (read
 and validate parameters, create publishers), :meth:`activate` (load the model, warm up, subscribe),
@@ -26,9 +27,7 @@ variant (``managed_fusion_node.py``) runs them on lifecycle transitions instead.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
-import time
 
 import numpy as np
 
@@ -37,30 +36,30 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo
 
 from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
 from sage_core.errors import ConfigError, SageError
 from sage_core.fuser import Fuser
-from sage_core.options import resolve_device
 from sage_core.pipeline import FramePipeline
-from sage_core.thermal import ThermalNormalizer
-from sage_ros.stream.alignment_watch import AlignmentWatch
 from sage_ros.codec.camera_info import fused_camera_info_fields
-from sage_ros.stream.stats import FusionStats
+from sage_ros.codec.header import stamp_ns
+from sage_ros.node.demand import Demand
 from sage_ros.node.fused_outputs import FusedOutputs
-from sage_ros.node.health import HealthMonitor
-from sage_ros.codec.image import to_output_encoding
+from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, declare_parameters, from_values, read_parameters
+from sage_ros.stream.alignment_watch import AlignmentWatch
+from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers
+from sage_ros.stream.frames import Frame, Job
+from sage_ros.stream.health_rules import Staleness
 from sage_ros.stream.intake import FrameIntake
+from sage_ros.stream.memory import keep_freed_memory
 from sage_ros.stream.pairing import Stamped
-from sage_ros.stream.worker import Frame, InferenceWorker, Job
+from sage_ros.stream.stats import FusionStats
+from sage_ros.stream.worker import InferenceWorker
+from sage_ros.topic_names import DIAGNOSTICS
 
-#: Seconds between two log lines about the same kind of bad message from the same camera.
-BAD_MESSAGE_LOG_PERIOD = 10.0
 #: End-to-end latencies outside this range (s) come from unsynchronised clocks or replayed stamps, not from us.
 PLAUSIBLE_LATENCY_S = (-1.0, 60.0)
 
@@ -74,14 +73,21 @@ class FusionNode(Node):
     def __init__(self, node_name: str = "sage_fusion", *, autostart: bool = True, **kwargs) -> None:
         """``autostart``: configure and activate now (the plain node); False leaves it to a lifecycle."""
         super().__init__(node_name, **kwargs)
+        # configure: parameters, statistics, publishers
         self.params: FusionParams | None = None
+        self.stats: FusionStats | None = None
+        self.outputs: FusedOutputs | None = None
+        self.diagnostics_pub = None
+        # load_model: the pipeline, and how many frames it fuses at once
         self.pipeline: FramePipeline | None = None
-        self.worker: InferenceWorker | None = None
-        self.alignment_watch: AlignmentWatch | None = None
+        self.workers = 1
+        # activate: what runs while active
+        self.demand: Demand | None = None
         self.intake: FrameIntake | None = None
         self.inputs: ImageInputs | None = None
-        self.outputs: FusedOutputs | None = None
-        self.idle_since: float | None = None
+        self.worker: InferenceWorker | None = None
+        self.alignment_watch: AlignmentWatch | None = None
+        self.health: HealthMonitor | None = None
         self._timers = []
         try:
             declare_parameters(self, lock_read_only=self.LOCKS_READ_ONLY)
@@ -103,10 +109,9 @@ class FusionNode(Node):
         if p.engine_file_path:
             self.get_logger().warning(f"parameter engine_file_path is deprecated: engines are cached one per key in "
                                       f"a folder; using {p.engine_cache_folder} (set engine_cache_dir instead)")
-        self.stats = FusionStats()
-        self._last_bad_log: dict[tuple[str, str], float] = {}
+        self.stats = FusionStats(log_bad=self.get_logger().warning)
         self.outputs = FusedOutputs(self._create_output_publisher, p.qos_depth)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
     def load_model(self) -> None:
         """Build the model and its backend (once: a deactivated node keeps it) and warm it up."""
@@ -114,12 +119,8 @@ class FusionNode(Node):
             return
         p = self.params
         try:
-            self.workers = self._inference_workers(p)
-            options = p.inference_options()
-            if self.workers > 1 and not p.inference_threads:  # the frames in flight share the cores
-                options = dataclasses.replace(options, inference_threads=max(1, (os.cpu_count() or 2) // self.workers))
-            self.pipeline = FramePipeline(Fuser.from_options(options), ThermalNormalizer(p.thermal_config()),
-                                          Aligner(p.alignment_config()))
+            self.workers = inference_workers(p)
+            self.pipeline = build_pipeline(p, self.workers)
         except SageError as exc:
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
@@ -133,17 +134,22 @@ class FusionNode(Node):
         p = self.params
         # From the parameter, as the new alignment watch starts: auto_align's updates do not outlive an activation.
         self.pipeline.aligner = Aligner(p.alignment_config())
-        self.health = HealthMonitor(self)
-        self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"),
-                                      self.workers)
+        keep_freed_memory()  # every frame allocates and frees full-frame buffers: keep them mapped
+        self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"), self.workers)
         self.worker.start()
         self.alignment_watch = AlignmentWatch(p.alignment_check_period, p.alignment_warn_px,
                                               np.reshape(p.homography_matrix, (3, 3)) if p.homography_matrix else None,
                                               p.auto_align, p.auto_align_checks, self._on_homography_update)
         self.alignment_watch.start()
-        self.intake = FrameIntake(p, self._on_pair, self._on_single, self.health.is_stale, self._bad,
+        self.demand = Demand(self.outputs.wanted, lambda: self.params.lazy, self.get_logger().info)
+        is_stale = Staleness(self._last_arrival_ns, lambda: self.params.stale_timeout)
+        self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
                                   self.get_logger().warning)
-        self.inputs = ImageInputs(self, p, self.stats, self.intake, self._wanted, self._bad)
+        self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report)
+        self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
+                                    self.inputs.subscriptions, self.intake, self.outputs.topic_names,
+                                    self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
+                                    lambda: self.demand.idle_since)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics),
                         self.create_timer(0.25, self.health.watchdog)]
         topics = {camera: self.inputs.subscriptions[camera].topic_name for camera in Camera}
@@ -152,15 +158,6 @@ class FusionNode(Node):
             f"-> {self.outputs.image.topic_name} with {self.fuser.description}, {self.workers} frame(s) at once; "
             f"input QoS {p.qos_reliability}, "
             f"slop {p.slop} s, reference camera {p.reference_camera}")
-
-    @staticmethod
-    def _inference_workers(p: FusionParams) -> int:
-        """inference_workers, or auto: two frames at once on a CPU (one frame's model and colour work overlaps
-        the previous one's; measured at 1280x1024 on 2 cores: 30 Hz against 25), one on a GPU (its engines
-        and streams serialise the work anyway)."""
-        if p.inference_workers:
-            return p.inference_workers
-        return 2 if resolve_device(p.device).type == "cpu" else 1
 
     def deactivate(self) -> None:
         """Unsubscribe and stop the threads and timers; the model stays loaded."""
@@ -183,7 +180,7 @@ class FusionNode(Node):
         self.params = None  # unconfigured: read-only parameters may change until the next configure
         if self.outputs is not None:
             self.outputs.destroy(self._destroy_output_publisher)
-            self.destroy_publisher(self.diag_pub)
+            self.destroy_publisher(self.diagnostics_pub)
             self.outputs = None
 
     def _create_output_publisher(self, msg_type, topic: str, qos):
@@ -209,11 +206,7 @@ class FusionNode(Node):
             if self.pipeline is not None:
                 self.pipeline.reconfigure_thermal(new.thermal_config())
             if self.intake is not None:
-                if self.inputs is not None:
-                    with self.inputs.lock:  # decoder threads use the intake too
-                        self.intake.reconfigure(new)
-                else:
-                    self.intake.reconfigure(new)
+                self.intake.reconfigure(new)
             if self.alignment_watch is not None:
                 self.alignment_watch.warn_px = new.alignment_warn_px
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
@@ -222,93 +215,54 @@ class FusionNode(Node):
         self.params = new
         return SetParametersResult(successful=True)
 
-    # ----- input (executor and decoder threads; the intake's callbacks under ImageInputs.lock) -----
+    # ----- input (executor and decoder threads, through the intake) ----------------------------
 
-    def _bad(self, source: str, kind: str, message: str) -> None:
-        self.stats.bad_message(kind)
-        now = time.monotonic()
-        if now - self._last_bad_log.get((source, kind), -1e9) >= BAD_MESSAGE_LOG_PERIOD:
-            self._last_bad_log[(source, kind)] = now
-            self.get_logger().warning(f"dropping bad {source} message ({kind}): {message} "
-                                      f"[logged at most every {BAD_MESSAGE_LOG_PERIOD:.0f} s per camera and kind]")
-
-    def _wanted(self) -> bool:
-        """Whether to process input: somebody subscribes to a fused output, or lazy is off."""
-        if not self.params.lazy or self.outputs.wanted():
-            if self.idle_since is not None:
-                self.idle_since = None
-                self.get_logger().info("a fused output has a subscriber again: processing resumed")
-            return True
-        if self.idle_since is None:
-            self.idle_since = time.monotonic()
-            self.get_logger().info("nobody subscribes to a fused output: skipping conversion and inference (lazy)")
-        return False
+    def _last_arrival_ns(self, camera: Camera) -> int | None:
+        last = self.stats.last_arrival(camera.label)  # monotonic s, as the rate meters count
+        return None if last is None else round(last * 1e9)
 
     def _on_single(self, camera: Camera, frame: Frame) -> None:
         self.stats.count("passthrough")
         self.worker.submit(Job({camera: frame}))
 
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
+        self.stats.count("pairs")
         self.stats.record(pair_dt_ms=abs(thermal.stamp_ns - rgb.stamp_ns) / 1e6)
         self.worker.submit(Job.pair(thermal.item, rgb.item))
 
-    # ----- inference and output (worker thread) -----------------------------------------------
+    # ----- inference and output (worker threads) ------------------------------------------------
 
     def _process(self, job: Job):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
         p = self.params
         try:
-            out, reference = self._fuse(job, p)
+            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of)
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
-            self._failed(exc)
+            self.stats.failed("pair", exc)
             return None
+        if not fused.passthrough:
+            self.stats.record(inference_ms=fused.inference_ms)
+            self.alignment_watch.offer(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array)
 
         def publish() -> None:  # with the settings the frame was made with, whatever changed since
             try:
-                self._publish(job, out, reference, p)
+                self._publish(fused, p)
             except Exception as exc:  # noqa: BLE001
-                self._failed(exc)
+                self.stats.failed("pair", exc)
             else:
                 self.stats.outcome(None)
         return publish
 
-    def _failed(self, exc: Exception) -> None:
-        text = f"{type(exc).__name__}: {exc}"
-        self.stats.outcome(text)
-        self._bad("pair", "inference_error", text)
-
-    def _fuse(self, job: Job, p: FusionParams) -> tuple[np.ndarray, Frame]:
-        """The output image (in the output encoding's layout) and the frame whose header it takes."""
-        if job.is_pair:
-            reference = job.frames[self.pipeline.reference]
-            started = time.perf_counter()
-            out = self.pipeline.fuse(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array,
-                                     gray=p.output_encoding == "mono8")
-            self.stats.record(inference_ms=1000 * (time.perf_counter() - started))
-            self.alignment_watch.offer(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array)
-        else:
-            ((camera, reference),) = job.frames.items()
-            out = self.pipeline.passthrough(camera, reference.array,
-                                            self.intake.sizes.get(camera.other, reference.size))
-        return to_output_encoding(out, p.output_encoding), reference
-
-    def _publish(self, job: Job, out: np.ndarray, reference: Frame, p: FusionParams) -> None:
-        self.outputs.publish_image(out, p.output_encoding, reference.header, p.jpeg_quality)
-        if job.is_pair:
-            self._publish_camera_info(job, reference, out.shape)
-        latency = (self.get_clock().now() - Time.from_msg(reference.header.stamp)).nanoseconds / 1e9
+    def _publish(self, fused: FusedFrame, p: FusionParams) -> None:
+        self.outputs.publish_image(fused, p.jpeg_quality)
+        info = self.inputs.camera_info.get(self.pipeline.reference) if fused.plan is not None else None
+        if info is not None:
+            self.outputs.publish_info(fused_camera_info_fields(info, fused.plan, *fused.image.shape[:2]), fused.header)
+        latency = (self.get_clock().now().nanoseconds - stamp_ns(fused.header)) / 1e9
         if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
             self.stats.record(latency_ms=1000 * latency)
         self.stats.count("published")
         self.stats.arrived("fused")
-
-    def _publish_camera_info(self, job: Job, reference: Frame, shape: tuple) -> None:
-        info = self.inputs.camera_info.get(self.pipeline.reference)
-        if info is None:
-            return
-        plan = self.pipeline.aligner.plan(job.frames[Camera.THERMAL].size, job.frames[Camera.RGB].size)
-        self.outputs.publish_info(CameraInfo(header=reference.header,
-                                             **fused_camera_info_fields(info, plan, shape[0], shape[1])))
 
     def _on_homography_update(self, homography: np.ndarray, reason: str) -> None:
         """auto_align moved the homography (watch thread): the next frames use it; the parameter stays as set."""

@@ -82,7 +82,7 @@ def test_undecodable_compressed_messages_are_counted_and_the_node_keeps_fusing(l
     loop.rgb_compressed_pub.publish(make_compressed(rgb_data[: len(rgb_data) // 3], rgb_format, SECOND, "rgb"))
     loop.rgb_compressed_pub.publish(make_compressed(rgb_data, "rvl; compressedDepth", SECOND, "rgb"))
     loop.thermal_compressed_pub.publish(make_compressed(rgb_data, rgb_format, SECOND, "thermal"))  # colour thermal
-    assert loop.wait_for(lambda: sum(loop.node.stats.bad.values()) >= 3)
+    assert loop.wait_for(lambda: sum(loop.node.stats.bad.counts().values()) >= 3)
     assert loop.fused == []
     for i in range(3):
         stamp = (i + 2) * SECOND
@@ -90,7 +90,7 @@ def test_undecodable_compressed_messages_are_counted_and_the_node_keeps_fusing(l
         loop.rgb_compressed_pub.publish(make_compressed(rgb_data, rgb_format, stamp, "rgb"))
         time.sleep(0.05)
     assert loop.wait_for(lambda: len(loop.fused) >= 2)
-    assert sum(loop.node.stats.bad.values()) == 3
+    assert sum(loop.node.stats.bad.counts().values()) == 3
 
 
 @pytest.mark.parametrize("loop", [{"jpeg_quality": 85}], indirect=True)
@@ -129,7 +129,7 @@ def test_nothing_is_processed_while_nobody_subscribes_and_diagnostics_say_so(loo
         raw_pair(loop, (i + 2) * SECOND)
         time.sleep(0.05)
     assert loop.wait_for(lambda: loop.node.stats.skipped_idle >= 8)
-    assert loop.node.stats.published == fused_before and loop.node.idle_since is not None
+    assert loop.node.stats.published == fused_before and loop.node.demand.idle_since is not None
     assert loop.wait_for(lambda: loop.diagnostics and "idle" in loop.diagnostics[-1].status[0].message)
     status = loop.diagnostics[-1].status[0]
     assert status.level == b"\x00" and "nobody subscribes" in status.message
@@ -140,7 +140,7 @@ def test_nothing_is_processed_while_nobody_subscribes_and_diagnostics_say_so(loo
     assert loop.wait_for(lambda: loop.node.outputs.wanted())
     raw_pair(loop, 10 * SECOND)
     assert loop.wait_for(lambda: len(fused) == 1)
-    assert loop.node.idle_since is None
+    assert loop.node.demand.idle_since is None
 
 
 @pytest.mark.parametrize("loop", [{"lazy": False}], indirect=True)
@@ -158,7 +158,7 @@ def test_lazy_off_processes_without_subscribers(loop):
 def test_a_decoder_survives_an_unexpected_error_and_reports_it():
     import threading
 
-    from sage_ros.node.image_inputs import DecodeQueue
+    from sage_ros.stream.decode_queue import DecodeQueue
 
     handled, errors, second = [], [], threading.Event()
 
@@ -168,7 +168,7 @@ def test_a_decoder_survives_an_unexpected_error_and_reports_it():
         handled.append(msg)
         second.set()
 
-    decoder = DecodeQueue(Camera.RGB, handle, lambda: None, errors.append)
+    decoder = DecodeQueue("decode_rgb", handle, lambda: None, errors.append)
     decoder.start()
     decoder.put("boom")
     decoder.put("fine")

@@ -6,7 +6,9 @@ import platform
 import time
 import threading
 
-from sage_ros.stream.worker import InferenceWorker, Job, keep_freed_memory
+from sage_ros.stream.frames import Job
+from sage_ros.stream.memory import keep_freed_memory
+from sage_ros.stream.worker import InferenceWorker
 
 
 def test_a_newer_job_replaces_the_pending_one_and_the_replaced_one_is_counted():

@@ -21,13 +21,17 @@ from tqdm import tqdm
 from sage_core.cameras import Camera
 from sage_ros.bags.messages import (CAMERA_INFO, IMAGE, camera_info_message, decode_image, first_encoding,
                                    image_message, read_camera_info)
-from sage_ros.bags.offline import FusedImage, OfflineFusion
+from sage_ros.bags.offline import OfflineFusion
 from sage_ros.bags.storage import InputBag, OutputBag
 from sage_ros.bags.topics import ImageTopic, TopicError, choose_topics
 from sage_ros.codec.camera_info import fused_camera_info_fields
+from sage_ros.codec.header import stamp_ns
 from sage_ros.parameters import FusionParams
+from sage_ros.stream.frame_path import FusedFrame
+from sage_ros.topic_names import FUSED_CAMERA_INFO, FUSED_IMAGE
 
-FUSED_TOPIC, FUSED_INFO_TOPIC = "/fused/image", "/fused/camera_info"
+#: Where the fused stream goes in the output bag: the node's topics, at the root.
+FUSED_TOPIC, FUSED_INFO_TOPIC = f"/{FUSED_IMAGE}", f"/{FUSED_CAMERA_INFO}"
 
 
 @dataclass
@@ -99,14 +103,14 @@ class FusedStream:
     def offer_info(self, raw: bytes) -> None:
         self.latest_info = read_camera_info(raw) or self.latest_info
 
-    def write(self, image: FusedImage) -> None:
+    def write(self, image: FusedFrame) -> None:
         header = image.header
         self.out.write(self.image_conn, header.log_ns,
-                       image_message(image.image, image.encoding, header.stamp_ns, header.frame_id))
+                       image_message(image.image, image.encoding, stamp_ns(header), header.frame_id))
         self.published += 1
         if image.plan is not None and self.latest_info is not None and self.info_conn is not None:
             fields = fused_camera_info_fields(self.latest_info, image.plan, *image.image.shape[:2])
-            self.out.write(self.info_conn, header.log_ns, camera_info_message(fields, header.stamp_ns,
+            self.out.write(self.info_conn, header.log_ns, camera_info_message(fields, stamp_ns(header),
                                                                                header.frame_id))
             self.camera_infos += 1
 
@@ -145,9 +149,10 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
             fusion.finish()
             result.published, result.camera_infos = fused.published, fused.camera_infos
         result.seconds = time.perf_counter() - started  # the rename of the finished bag included
-    result.pairs, result.passthrough = fusion.counts["pairs"], fusion.counts["passthrough"]
-    result.inference_errors, result.unpaired = fusion.counts["inference_errors"], fusion.unpaired
-    result.bad, result.first_bad, result.adopted = fusion.bad, fusion.first_bad, fusion.adopted
+    stats = fusion.stats
+    result.pairs, result.passthrough = stats.pairs, stats.passthrough
+    result.inference_errors, result.unpaired = stats.inference_failures, fusion.unpaired
+    result.bad, result.first_bad, result.adopted = stats.bad.counts(), stats.bad.first(), fusion.adopted
     result.fuse_seconds = fusion.fuse_seconds
     return result
 

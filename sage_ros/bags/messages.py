@@ -1,7 +1,7 @@
 """sensor_msgs/Image and CompressedImage in a bag <-> numpy, through rosbags' typestore (no ROS install).
 
-Decoding reuses the node's conversion (``image_conversion.image_to_array``) and the CompressedImage codec
-(``compressed.decode_compressed``), so a bag message is judged exactly as the node judges the same
+Decoding reuses the node's conversion (``codec.image.image_to_array``) and the CompressedImage codec
+(``codec.compressed.decode_compressed``), so a bag message is judged exactly as the node judges the same
 message live; every problem is a ``BadImage`` with the kind the node counts.
 """
 
@@ -13,7 +13,9 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from sage_ros.codec.compressed import decode_compressed
-from sage_ros.codec.image import BadImage, array_to_image_fields, image_to_array, stamp_ns
+from sage_ros.codec.encodings import BadImage
+from sage_ros.codec.header import LoggedHeader, Stamp
+from sage_ros.codec.image import array_to_image_fields, image_to_array
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -30,19 +32,10 @@ _Roi = TYPESTORE.types["sensor_msgs/msg/RegionOfInterest"]
 
 
 @dataclass(frozen=True)
-class BagHeader:
-    """A message's header as the node sees it, plus when the recorder logged the message."""
-
-    stamp_ns: int
-    frame_id: str
-    log_ns: int
-
-
-@dataclass(frozen=True)
 class Decoded:
     array: np.ndarray  # in the channel order ``encoding`` names
     encoding: str
-    header: BagHeader
+    header: LoggedHeader
 
 
 def _header(stamp_ns: int, frame_id: str):
@@ -57,7 +50,7 @@ def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tu
     except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on damaged CDR
         raise BadImage("deserialize", f"{msgtype} message of {len(raw)} bytes cannot be deserialized: "
                        f"{type(exc).__name__}: {exc}") from None
-    header = BagHeader(stamp_ns(msg.header), msg.header.frame_id, log_ns)
+    header = LoggedHeader(Stamp(msg.header.stamp.sec, msg.header.stamp.nanosec), msg.header.frame_id, log_ns)
     if msgtype == COMPRESSED:
         array, encoding = decode_compressed(msg.format, msg.data, allowed)
     else:

@@ -1,51 +1,30 @@
 """The fusion node's frame path without ROS, for recorded data: what the node would publish for a bag.
 
-The same :class:`~sage_ros.stream.intake.FrameIntake` as the node's inputs (stream guards, pairing, RGB to
-BGR, the passthrough decision), then the node's :class:`~sage_core.pipeline.FramePipeline` and output
-encoding, as in ``FusionNode._fuse_and_publish``.
-Two differences, both because nothing is live: every pair is fused (no worker that keeps only the
-newest job), and "now" is the bag's log time of the message (when the recorder received it), which
-drives the stamp checks and, with ``on_stale: passthrough``, when a camera counts as stale.
+The same :class:`~sage_ros.stream.intake.FrameIntake` as the node's inputs (stream guards, pairing,
+RGB to BGR, the passthrough decision), the same staleness rule, the same statistics and bad-message
+counts, then the node's frame path (:func:`~sage_ros.stream.frame_path.fuse_job`). Two differences,
+both because nothing is live: every pair is fused (no worker that keeps only the newest job), and
+"now" is the bag's log time of the message (when the recorder received it), which drives the stamp
+checks and, with ``on_stale: passthrough``, when a camera counts as stale.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
-
-from sage_core.alignment import Aligner, AlignmentPlan
 from sage_core.cameras import Camera
-from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
-from sage_core.thermal import ThermalNormalizer
-from sage_ros.bags.messages import BagHeader, Decoded
-from sage_ros.codec.image import CAMERA_ENCODINGS, BadImage, to_output_encoding
-from sage_ros.stream.intake import FrameIntake
+from sage_ros.bags.messages import Decoded
+from sage_ros.codec.encodings import CAMERA_ENCODINGS, BadImage
+from sage_ros.codec.header import stamp_ns
 from sage_ros.parameters import FusionParams
+from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job
+from sage_ros.stream.frames import Frame, Job
+from sage_ros.stream.health_rules import Staleness
+from sage_ros.stream.intake import FrameIntake
 from sage_ros.stream.pairing import Stamped
-from sage_ros.stream.worker import Frame, Job
-
-
-
-@dataclass(frozen=True)
-class FusedImage:
-    """One output image in the output encoding's layout, with the header of the camera it takes."""
-
-    image: np.ndarray
-    encoding: str
-    header: BagHeader
-    passthrough: bool = False
-    plan: AlignmentPlan | None = None  # how the reference camera's pixels became the output's (pairs only)
-
-
-def build_pipeline(params: FusionParams) -> FramePipeline:
-    """The node's pipeline for these parameters (model, thermal normalisation, alignment)."""
-    return FramePipeline(Fuser.from_options(params.inference_options()), ThermalNormalizer(params.thermal_config()),
-                         Aligner(params.alignment_config()))
+from sage_ros.stream.stats import FusionStats
 
 
 class OfflineFusion:
@@ -54,80 +33,58 @@ class OfflineFusion:
     def __init__(self, params: FusionParams, pipeline: FramePipeline | None = None) -> None:
         self.params = params
         self.pipeline = pipeline or build_pipeline(params)
+        self.stats = FusionStats()  # counts and bad messages, as the node keeps them
         self.adopted: list[str] = []  # changes of clock, encoding or size the guards adopted (the node logs them)
-        self.intake = FrameIntake(params, self._on_pair, self._on_single, self._is_stale, self._bad,
-                                  self.adopted.append)
-        self.bad: Counter[str] = Counter()  # kind -> messages dropped
-        self.first_bad: dict[str, str] = {}  # kind -> the first such message's explanation
-        self.counts: Counter[str] = Counter()  # pairs, fused, passthrough, inference_errors
-        self.fuse_seconds = 0.0
-        self._outputs: list[FusedImage] = []
-        self._arrivals: dict[Camera, int] = {}
-        self._started_ns: int | None = None
+        self._arrivals: dict[Camera, int] = {}  # log time of each camera's latest message
         self._now_ns = 0
+        self._is_stale = Staleness(self._arrivals.get, lambda: self.params.stale_timeout, lambda: self._now_ns)
+        self._is_stale.started = None  # set by the first message
+        self.intake = FrameIntake(params, self._on_pair, self._on_single, self._is_stale, self.stats.bad.report,
+                                  self.adopted.append)
+        self.fuse_seconds = 0.0
+        self._outputs: list[FusedFrame] = []
 
     @property
     def unpaired(self) -> int:
-        return self.intake.pairer.unpaired
+        return self.intake.unpaired
 
-    def _bad(self, source: str, kind: str, message: str) -> None:
-        self.bad[kind] += 1
-        self.first_bad.setdefault(kind, f"{source}: {message}")
-
-    def offer(self, camera: Camera, log_ns: int, decode: Callable[[tuple[str, ...]], Decoded]) -> list[FusedImage]:
+    def offer(self, camera: Camera, log_ns: int, decode: Callable[[tuple[str, ...]], Decoded]) -> list[FusedFrame]:
         """One message of ``camera`` logged at ``log_ns``; ``decode(allowed encodings)`` turns it into pixels
         (raising BadImage). Returns the images the node would publish in answer, often none."""
-        if self._started_ns is None:
-            self._started_ns = log_ns
         self._now_ns = log_ns
+        if self._is_stale.started is None:
+            self._is_stale.started = log_ns
         self._arrivals[camera] = log_ns  # a bad message still shows the camera is alive, as in the node
         try:
             decoded = decode(CAMERA_ENCODINGS[camera])
         except BadImage as exc:
-            self._bad(camera.label, exc.kind, str(exc))
+            self.stats.bad.report(camera.label, exc.kind, str(exc))
         else:
-            self.intake.accept(camera, decoded.array, decoded.encoding, decoded.header, decoded.header.stamp_ns,
+            self.intake.accept(camera, decoded.array, decoded.encoding, decoded.header, stamp_ns(decoded.header),
                                log_ns)
         outputs, self._outputs = self._outputs, []
         return outputs
 
-    def _is_stale(self, camera: Camera) -> bool:
-        last = self._arrivals.get(camera, self._started_ns)
-        return (self._now_ns - last) / 1e9 > self.params.stale_timeout
-
     def _on_single(self, camera: Camera, frame: Frame) -> None:
-        self.counts["passthrough"] += 1
+        self.stats.count("passthrough")
         self._process(Job({camera: frame}))
 
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
-        self.counts["pairs"] += 1
+        self.stats.count("pairs")
         self._process(Job.pair(thermal.item, rgb.item))
 
     def _process(self, job: Job) -> None:
         """The node's worker step, in line; a failure is counted, like the node's inference_error."""
         started = time.perf_counter()
         try:
-            self._outputs.append(self._fuse(job))
+            fused = fuse_job(self.pipeline, job, self.params.output_encoding, self.intake.size_of)
         except Exception as exc:  # noqa: BLE001 - one bad pair must not end a long bag, as in the node
-            self.counts["inference_errors"] += 1
-            self._bad("pair", "inference_error", f"{type(exc).__name__}: {exc}")
+            self.stats.failed("pair", exc)
+        else:
+            self._outputs.append(fused)
+            self.stats.count("published")
         finally:
             self.fuse_seconds += time.perf_counter() - started
-
-    def _fuse(self, job: Job) -> FusedImage:
-        encoding = self.params.output_encoding
-        if job.is_pair:
-            reference = job.frames[self.pipeline.reference]
-            out = self.pipeline.fuse(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array,
-                                     gray=encoding == "mono8")
-            self.counts["fused"] += 1
-        else:
-            ((camera, reference),) = job.frames.items()
-            out = self.pipeline.passthrough(camera, reference.array,
-                                            self.intake.sizes.get(camera.other, reference.size))
-        plan = (self.pipeline.aligner.plan(job.frames[Camera.THERMAL].size, job.frames[Camera.RGB].size)
-                if job.is_pair else None)
-        return FusedImage(to_output_encoding(out, encoding), encoding, reference.header, not job.is_pair, plan)
 
     def finish(self) -> None:
         """End of the bag: what still waits for a partner never gets one (counted as unpaired)."""

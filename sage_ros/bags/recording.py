@@ -16,7 +16,7 @@ import numpy as np
 from sage_ros.bags.messages import COMPRESSED, IMAGE, compressed_message, image_message
 from sage_ros.bags.storage import OutputBag
 from sage_ros.codec.compressed import encode_compressed_depth, encode_jpeg, encode_png
-from sage_ros.codec.image import stamp_ns
+from sage_ros.codec.header import stamp_ns
 
 #: transport -> (topic suffix, message type)
 TRANSPORTS = {"raw": ("", IMAGE), "jpeg": ("/compressed", COMPRESSED), "png": ("/compressed", COMPRESSED),

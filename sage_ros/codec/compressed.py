@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from sage_core.errors import FusionInputError
-from sage_ros.codec.image import BadImage
+from sage_ros.codec.encodings import BadImage
 
 #: Codecs of the ``compressed`` transport this module decodes (the word in the format string).
 IMAGE_CODECS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "tiff": "tiff", "tif": "tiff"}

@@ -25,7 +25,7 @@ import numpy as np
 from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
 from sage_ros.harness.dds import isolate_dds
-from sage_ros.codec.image import stamp_ns
+from sage_ros.codec.header import stamp_ns
 
 #: Thermal stamped this far behind RGB: a realistic offset that approximate-time pairing must absorb.
 THERMAL_OFFSET_NS = 3_000_000
@@ -208,7 +208,7 @@ class Player:
         from builtin_interfaces.msg import Time
         from std_msgs.msg import Header
 
-        from sage_ros.codec.image import image_to_cdr
+        from sage_ros.codec.cdr import image_to_cdr
 
         rgb = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
                      frame_id="rgb_optical")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sage_ros.harness.dds import isolate_dds
-from sage_ros.codec.image import image_from_cdr, stamp_ns
+from sage_ros.codec.cdr import image_from_cdr
+from sage_ros.codec.header import stamp_ns
 from sage_ros.harness.loopback import LoopbackError, NodeProcess, Player, synthetic_pairs
 
 #: Faults the publisher can mix in; each is a message the node must count and survive.

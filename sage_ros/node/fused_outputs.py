@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
+from builtin_interfaces.msg import Time
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
+from sage_ros.codec.cdr import image_to_cdr
 from sage_ros.codec.compressed import encode_jpeg
-from sage_ros.codec.image import image_to_cdr
+from sage_ros.stream.frame_path import FusedFrame
+from sage_ros.topic_names import FUSED_CAMERA_INFO, FUSED_COMPRESSED, FUSED_IMAGE
 
-IMAGE_TOPIC, COMPRESSED_TOPIC, INFO_TOPIC = "fused/image", "fused/image/compressed", "fused/camera_info"
+
+def ros_header(header) -> Header:
+    """Any header (ours, rclpy's) as rclpy's std_msgs/Header, which message constructors insist on."""
+    if isinstance(header, Header):
+        return header
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
 
 
 class FusedOutputs:
@@ -24,9 +32,9 @@ class FusedOutputs:
 
     def __init__(self, create_publisher: Callable, qos_depth: int) -> None:
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        self.image = create_publisher(Image, IMAGE_TOPIC, qos)
-        self.compressed = create_publisher(CompressedImage, COMPRESSED_TOPIC, qos)
-        self.info = create_publisher(CameraInfo, INFO_TOPIC, qos)
+        self.image = create_publisher(Image, FUSED_IMAGE, qos)
+        self.compressed = create_publisher(CompressedImage, FUSED_COMPRESSED, qos)
+        self.info = create_publisher(CameraInfo, FUSED_CAMERA_INFO, qos)
         self.publishers = (self.image, self.compressed, self.info)
 
     @property
@@ -37,15 +45,16 @@ class FusedOutputs:
         """Whether any fused output has a subscriber (a cheap matched-count query per publisher)."""
         return any(publisher.get_subscription_count() > 0 for publisher in self.publishers)
 
-    def publish_image(self, image: np.ndarray, encoding: str, header, jpeg_quality: int) -> None:
-        """``image`` (already in ``encoding``'s layout) on fused/image, and as JPEG when that has subscribers."""
-        self.image.publish(image_to_cdr(header, image, encoding))  # serialized here: one copy of the pixels
+    def publish_image(self, frame: FusedFrame, jpeg_quality: int) -> None:
+        """The frame on fused/image, and as JPEG when that has subscribers."""
+        self.image.publish(image_to_cdr(frame.header, frame.image, frame.encoding))  # one copy of the pixels
         if self.compressed.get_subscription_count() > 0:
-            fmt, data = encode_jpeg(image, encoding, jpeg_quality)
-            self.compressed.publish(CompressedImage(header=header, format=fmt, data=data))
+            fmt, data = encode_jpeg(frame.image, frame.encoding, jpeg_quality)
+            self.compressed.publish(CompressedImage(header=ros_header(frame.header), format=fmt, data=data))
 
-    def publish_info(self, info: CameraInfo) -> None:
-        self.info.publish(info)
+    def publish_info(self, fields: dict, header) -> None:
+        """fused/camera_info from ``codec.camera_info.fused_camera_info_fields``'s fields."""
+        self.info.publish(CameraInfo(header=ros_header(header), **fields))
 
     def destroy(self, destroy_publisher: Callable) -> None:
         for publisher in self.publishers:

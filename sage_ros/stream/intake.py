@@ -7,21 +7,22 @@ what waits for pairing when a stream's clock changes, turns RGB into BGR, and pa
 alone under ``on_stale: passthrough``. The live node (``image_inputs.py``) and the bag tool
 (``bags/offline.py``) both run their images through it, so recorded data is treated exactly as
 live data; they differ only in what "now" is (the monotonic clock, or the bag's log time).
-Not thread-safe: callers serialise :meth:`accept`.
+Thread-safe: the executor and the decoder threads feed one intake, and parameter changes reconfigure it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
 
 from sage_core.cameras import Camera
-from sage_ros.codec.image import to_bgr
+from sage_ros.codec.encodings import to_bgr
 from sage_ros.stream.guards import FormatGuard, StampGuard
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.pairing import ApproximateTimePairer, Stamped
-from sage_ros.stream.worker import Frame
+from sage_ros.stream.frames import Frame
 
 
 class FrameIntake:
@@ -37,6 +38,7 @@ class FrameIntake:
                  on_single: Callable[[Camera, Frame], None], is_stale: Callable[[Camera], bool],
                  report_bad: Callable[[str, str, str], None], report_adopted: Callable[[str], None]) -> None:
         self.params = params
+        self._lock = threading.Lock()
         self._on_single, self._is_stale = on_single, is_stale
         self._report_bad, self._report_adopted = report_bad, report_adopted
         self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
@@ -45,16 +47,31 @@ class FrameIntake:
         self.sizes: dict[Camera, tuple[int, int]] = {}  # (width, height) of each camera's latest accepted image
         self.last_stamp: dict[Camera, int] = {}
 
+    def size_of(self, camera: Camera) -> tuple[int, int] | None:
+        """(width, height) of ``camera``'s latest accepted image, or None."""
+        return self.sizes.get(camera)
+
+    @property
+    def unpaired(self) -> int:
+        """Messages that waited for a partner and never got one."""
+        return self.pairer.unpaired
+
     def reconfigure(self, params: FusionParams) -> None:
         """Apply the run-time changeable parameters (slop, queue size, guard settings)."""
-        self.params = params
-        self.pairer.configure(params.queue_size, params.slop)
-        self.stamp_guard.max_jump_s, self.stamp_guard.adopt_after = params.max_stamp_jump, params.adopt_after_frames
-        self.format_guard.adopt_after = params.adopt_after_frames
+        with self._lock:
+            self.params = params
+            self.pairer.configure(params.queue_size, params.slop)
+            self.stamp_guard.max_jump_s = params.max_stamp_jump
+            self.stamp_guard.adopt_after = params.adopt_after_frames
+            self.format_guard.adopt_after = params.adopt_after_frames
 
     def accept(self, camera: Camera, array: np.ndarray, encoding: str, header, stamp_ns: int, now_ns: int) -> bool:
         """One decoded image of ``camera`` (``encoding`` describes ``array``) with its header and stamp, at
         ``now_ns``; whether it was accepted (a rejected one went to ``report_bad``)."""
+        with self._lock:
+            return self._accept(camera, array, encoding, header, stamp_ns, now_ns)
+
+    def _accept(self, camera: Camera, array: np.ndarray, encoding: str, header, stamp_ns: int, now_ns: int) -> bool:
         if not self._accepted(camera, self.format_guard.check(camera, encoding, array.shape[1], array.shape[0])):
             return False
         verdict = self.stamp_guard.check(camera, stamp_ns, now_ns)
@@ -83,5 +100,6 @@ class FrameIntake:
 
     def finish(self) -> None:
         """No more images (end of a bag): what still waits for a partner never gets one (counted unpaired)."""
-        for camera in Camera:
-            self.pairer.flush(camera)
+        with self._lock:
+            for camera in Camera:
+                self.pairer.flush(camera)

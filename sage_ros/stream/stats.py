@@ -1,24 +1,19 @@
-"""What the fusion node reports on /diagnostics: running statistics and the health rules.
+"""What the fusion node counts and times: arrival rates, windows of timings, outcomes, bad messages.
 
-:class:`FusionStats` counts and times (thread-safe: the subscription callbacks and the inference
-worker both record); :func:`assess_health` turns the node's state into a level and a message:
-
-- ERROR: inference failed on the latest frame (within :data:`FAILURE_MEMORY_S`), with the last error;
-  or both cameras are live but nothing was published for ``stale_timeout`` (stamps that never pair);
-- WARN: a camera is stale, a topic has publishers but no data (QoS or transport), or the background
-  alignment check measures a residual above ``alignment_warn_px``;
-- OK otherwise: "idle" while nobody subscribes to a fused output (nothing is processed then), else
-  "fusing with" the model.
+:class:`FusionStats` is thread-safe (the subscription callbacks, decoder threads and inference workers
+all record) and knows nothing of ROS: :meth:`FusionStats.key_values` gives the ``/diagnostics``
+key-value pairs as text, and the bag tool counts with the same class.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from sage_ros.stream.bad_messages import BadMessages
 
 
 class RateMeter:
@@ -61,22 +56,20 @@ class Window:
         return {"mean": float(array.mean()), "p95": float(np.percentile(array, 95)), "max": float(array.max())}
 
 
-#: How long a failed inference keeps the node in ERROR when no frame has succeeded since.
-FAILURE_MEMORY_S = 10.0
-
-
 class FusionStats:
     """Everything the node counts and times, behind one lock."""
 
     STREAMS = ("thermal", "rgb", "fused")
 
-    def __init__(self) -> None:
+    def __init__(self, log_bad=None) -> None:
+        """``log_bad(text)``: where bad messages are logged (rate-limited); None counts them silently."""
         self.lock = threading.Lock()
         self.rates = {name: RateMeter() for name in self.STREAMS}
         self.pair_dt_ms = Window()
         self.inference_ms = Window()
         self.latency_ms = Window()
-        self.bad = Counter()
+        self.bad = BadMessages(log_bad)
+        self.pairs = 0
         self.dropped_pairs = 0
         self.published = 0
         self.passthrough = 0
@@ -94,12 +87,19 @@ class FusionStats:
                 self.inference_failures += 1
                 self.last_error = error
 
-    def failing(self) -> str | None:
-        """The last error when the latest frame failed recently, else None."""
+    def failed(self, source: str, exc: Exception) -> None:
+        """A frame's inference or publishing raised ``exc``: its outcome, and a bad message of kind
+        ``inference_error``."""
+        text = f"{type(exc).__name__}: {exc}"
+        self.outcome(text)
+        self.bad.report(source, "inference_error", text)
+
+    def failing(self, memory_s: float) -> str | None:
+        """The last error when the latest frame failed within ``memory_s``, else None."""
         with self.lock:
             if self.last_outcome is None or self.last_outcome[0]:
                 return None
-            return self.last_error if time.monotonic() - self.last_outcome[1] <= FAILURE_MEMORY_S else None
+            return self.last_error if time.monotonic() - self.last_outcome[1] <= memory_s else None
 
     def arrived(self, stream: str) -> None:
         with self.lock:
@@ -108,10 +108,6 @@ class FusionStats:
     def last_arrival(self, stream: str) -> float | None:
         with self.lock:
             return self.rates[stream].last
-
-    def bad_message(self, kind: str) -> None:
-        with self.lock:
-            self.bad[kind] += 1
 
     def record(self, **samples: float) -> None:
         with self.lock:
@@ -122,7 +118,9 @@ class FusionStats:
         with self.lock:
             setattr(self, name, getattr(self, name) + amount)
 
-    def key_values(self, unpaired: int, extra: list[tuple[str, str]] = ()) -> list[KeyValue]:
+    def key_values(self, unpaired: int, extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """The /diagnostics values as (key, value) text pairs."""
+        bad = self.bad.counts()
         now = time.monotonic()
         with self.lock:
             items = [(f"{name} rate (Hz)", f"{meter.rate(now):.2f}") for name, meter in self.rates.items()]
@@ -137,30 +135,7 @@ class FusionStats:
                       ("compressed dropped undecoded", str(self.decode_dropped)),
                       ("inference failures", str(self.inference_failures)),
                       ("last inference error", self.last_error or ""),
-                      ("bad messages", str(sum(self.bad.values())))]
-            items += [(f"bad messages: {kind}", str(n)) for kind, n in sorted(self.bad.items())]
+                      ("bad messages", str(sum(bad.values())))]
+            items += [(f"bad messages: {kind}", str(n)) for kind, n in sorted(bad.items())]
             items += list(extra)
-        return [KeyValue(key=k, value=v) for k, v in items]
-
-
-def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str,
-                  starved: str | None = None, misaligned: str | None = None,
-                  idle: str | None = None) -> tuple[bytes, str]:
-    """(level, message) for /diagnostics; ``stale`` and ``silent`` name the cameras with those problems,
-    ``starved`` says why nothing is fused although both cameras are live, ``idle`` why nothing is
-    processed (nobody subscribes: OK, not a fault)."""
-    failing = stats.failing()
-    if failing is not None:
-        return DiagnosticStatus.ERROR, f"inference failing on recent frames: {failing}"
-    if starved is not None:
-        return DiagnosticStatus.ERROR, starved
-    problems = [f"{camera} stale" for camera in stale]
-    problems += [f"{camera}: publishers but no data (QoS?)" for camera in silent]
-    problems += [misaligned] if misaligned else []
-    if problems:
-        return DiagnosticStatus.WARN, "; ".join(problems)
-    return DiagnosticStatus.OK, idle or f"fusing with {model}"
-
-
-def status(name: str, hardware_id: str, level: bytes, message: str, values: list[KeyValue]) -> DiagnosticStatus:
-    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id, values=values)
+        return items

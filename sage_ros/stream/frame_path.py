@@ -1,0 +1,76 @@
+"""The frame path: one job (a pair, or one camera's frame) in, the image to publish out; the node's and the bag tool's.
+
+:func:`build_pipeline` makes the node's :class:`~sage_core.pipeline.FramePipeline` (model, thermal
+normalisation, alignment) for a set of parameters; :func:`fuse_job` runs one job through it and gives
+a :class:`FusedFrame`: the output image in the output encoding's layout, the header it takes (the
+reference camera's) and the alignment plan its camera_info follows. The live node (``fusion_node.py``,
+on its worker threads) and the bag tool (``bags/offline.py``, in line) both call these two, so recorded
+data is fused exactly as live data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sage_core.alignment import Aligner, AlignmentPlan
+from sage_core.cameras import Camera
+from sage_core.fuser import Fuser
+from sage_core.options import resolve_device
+from sage_core.pipeline import FramePipeline
+from sage_core.thermal import ThermalNormalizer
+from sage_ros.codec.encodings import to_output_encoding
+from sage_ros.parameters import FusionParams
+from sage_ros.stream.frames import Job
+
+
+@dataclass(frozen=True)
+class FusedFrame:
+    """One output image in the output encoding's layout, with the header of the camera it takes."""
+
+    image: np.ndarray
+    encoding: str
+    header: object
+    passthrough: bool = False
+    plan: AlignmentPlan | None = None  # how the reference camera's pixels became the output's (pairs only)
+    inference_ms: float | None = None  # time in the pipeline (pairs only)
+
+
+def inference_workers(params: FusionParams) -> int:
+    """inference_workers, or auto: two frames at once on a CPU (one frame's model and colour work overlaps
+    the previous one's), one on a GPU (its engines and streams serialise the work anyway)."""
+    if params.inference_workers:
+        return params.inference_workers
+    return 2 if resolve_device(params.device).type == "cpu" else 1
+
+
+def build_pipeline(params: FusionParams, workers: int = 1) -> FramePipeline:
+    """The pipeline for these parameters, its CPU threads shared among ``workers`` frames in flight."""
+    options = params.inference_options()
+    if workers > 1 and not params.inference_threads:  # the frames in flight share the cores
+        options = dataclasses.replace(options, inference_threads=max(1, (os.cpu_count() or 2) // workers))
+    return FramePipeline(Fuser.from_options(options), ThermalNormalizer(params.thermal_config()),
+                         Aligner(params.alignment_config()))
+
+
+def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,
+             size_of: Callable[[Camera], tuple[int, int] | None]) -> FusedFrame:
+    """Fuse a pair, or pass one camera's frame through (``size_of(camera)``: the other camera's latest
+    (width, height), which the passthrough image is laid out for, or None when it never sent one)."""
+    if job.is_pair:
+        thermal, rgb = job.frames[Camera.THERMAL], job.frames[Camera.RGB]
+        reference = job.frames[pipeline.reference]
+        started = time.perf_counter()
+        out = pipeline.fuse(thermal.array, rgb.array, gray=output_encoding == "mono8")
+        inference_ms = 1000 * (time.perf_counter() - started)
+        plan = pipeline.aligner.plan(thermal.size, rgb.size)
+        return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header,
+                          plan=plan, inference_ms=inference_ms)
+    ((camera, reference),) = job.frames.items()
+    out = pipeline.passthrough(camera, reference.array, size_of(camera.other) or reference.size)
+    return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header, passthrough=True)
