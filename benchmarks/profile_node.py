@@ -22,7 +22,8 @@ import time
 
 from sage_core.cameras import Camera
 from sage_ros.harness.dds import isolate_dds
-from sage_ros.harness.loopback import Player, synthetic_pairs
+from sage_ros.harness.pairs import synthetic_pairs
+from sage_ros.harness.probe import Player
 
 
 def main() -> int:

@@ -20,16 +20,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_ros.fusion_node import FusionNode
 from sage_ros.codec.image import array_to_image_fields
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` s pass; its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+from sage_ros.harness.probe import fusion_diagnostics, wait_for
+from sage_ros.topic_names import DIAGNOSTICS, FUSED_CAMERA_INFO, FUSED_IMAGE, camera_info_topic, image_topic
 
 
 def make_compressed(data: bytes, fmt: str, stamp_ns: int, frame_id: str) -> CompressedImage:
@@ -66,11 +58,11 @@ class Loopback:
         self.fused: list[Image] = []
         self.infos: list[CameraInfo] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.probe.create_subscription(Image, "fused/image", self.fused.append, 50)
-        self.probe.create_subscription(CameraInfo, "fused/camera_info", self.infos.append, 50)
-        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
-        self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
-        self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+        self.probe.create_subscription(Image, FUSED_IMAGE, self.fused.append, 50)
+        self.probe.create_subscription(CameraInfo, FUSED_CAMERA_INFO, self.infos.append, 50)
+        self.probe.create_subscription(DiagnosticArray, DIAGNOSTICS, self.diagnostics.append, 50)
+        self.thermal_pub = self.probe.create_publisher(Image, image_topic("thermal"), qos_profile_sensor_data)
+        self.rgb_pub = self.probe.create_publisher(Image, image_topic("rgb"), qos_profile_sensor_data)
         # The compressed transport's topics (image_transport naming), for nodes started with *_transport compressed.
         self.thermal_compressed_pub = self.probe.create_publisher(CompressedImage, "thermal/image/compressed",
                                                                   qos_profile_sensor_data)
@@ -82,15 +74,15 @@ class Loopback:
                       "compressed": {"thermal": self.thermal_compressed_pub, "rgb": self.rgb_compressed_pub},
                       "compressedDepth": {"thermal": self.thermal_depth_pub}}
         inputs = [publishers[params.get(f"{camera}_transport", "raw")][camera] for camera in ("thermal", "rgb")]
-        self.thermal_info_pub = self.probe.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data)
-        self.rgb_info_pub = self.probe.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
+        self.thermal_info_pub = self.probe.create_publisher(CameraInfo, camera_info_topic("thermal"), qos_profile_sensor_data)
+        self.rgb_info_pub = self.probe.create_publisher(CameraInfo, camera_info_topic("rgb"), qos_profile_sensor_data)
         self.executor = SingleThreadedExecutor(context=self.context)  # as rclpy.spin runs the node
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
         assert self.wait_for(lambda: all(pub.get_subscription_count() > 0 for pub in inputs)
-                             and self.probe.count_publishers(f"{namespace}/fused/image") > 0
+                             and self.probe.count_publishers(f"{namespace}/{FUSED_IMAGE}") > 0
                              and self.node.outputs.wanted()), "discovery failed"  # lazy: it must see the probe
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -105,10 +97,9 @@ class Loopback:
             self.rgb_pub.publish(rgb)
 
     def diagnostic_values(self) -> dict[str, str]:
-        if not self.diagnostics:
-            return {}
-        status = self.diagnostics[-1].status[0]
-        return {kv.key: kv.value for kv in status.values}
+        """The fusion node's latest /diagnostics values (without its message), or {}."""
+        values = fusion_diagnostics(self.diagnostics[-1]) if self.diagnostics else None
+        return {key: value for key, value in (values or {}).items() if key != "message"}
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)

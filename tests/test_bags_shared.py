@@ -9,7 +9,7 @@ from sage_core.fuser import Fuser
 from sage_core.options import InferenceOptions
 from sage_ros.bags.fuse_bag import FUSED_TOPIC, fuse_bag
 from sage_ros.bags.recording import PairStreams, write_pair_bag
-from sage_ros.harness.loopback import dataset_input_pairs
+from sage_ros.harness.pairs import dataset_input_pairs
 from sage_ros.parameters import FusionParams
 from tests.bag_helpers import expected_fused, fusion, jpeg_roundtrip, on, read_bag
 

@@ -29,8 +29,9 @@ from sage_core.errors import SageError
 from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
 from sage_ros.harness.dds import isolate_dds
-from sage_ros.harness.loopback import (THERMAL_OFFSET_NS, LoopbackError, dataset_input_pairs, run_loopback,
-                               synthetic_pairs)
+from sage_ros.harness.loopback import run_loopback
+from sage_ros.harness.node_process import LoopbackError
+from sage_ros.harness.pairs import THERMAL_OFFSET_NS, dataset_input_pairs, synthetic_pairs
 
 #: The loopback run's namespace: the bag's topics are what the streams were called on DDS.
 NAMESPACE = "/sage_demo"

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sage_ros.harness.dds import isolate_dds
 from sage_ros.codec.cdr import image_from_cdr
 from sage_ros.codec.header import stamp_ns
-from sage_ros.harness.loopback import LoopbackError, NodeProcess, Player, synthetic_pairs
+from sage_ros.codec.image import array_to_image_fields
+from sage_ros.harness.dds import isolate_dds
+from sage_ros.harness.node_process import NodeProcess
+from sage_ros.harness.pairs import synthetic_pairs
+from sage_ros.harness.probe import Player, fusion_diagnostics
+from sage_ros.topic_names import DIAGNOSTICS, FUSED_IMAGE
 
 #: Faults the publisher can mix in; each is a message the node must count and survive.
 FAULTS = ("encoding", "data_length", "zero_size", "non_finite", "encoding_change", "stamp_jump", "invalid_stamp")
@@ -27,8 +31,6 @@ DAY_NS = 86_400 * 1_000_000_000
 def _faulty(kind: str, thermal, rgb, stamp_ns: int):
     """(message, is_thermal) for one fault, built from good messages (copies, the originals are reused)."""
     from sensor_msgs.msg import Image
-
-    from sage_ros.codec.image import array_to_image_fields
 
     if kind == "encoding":
         msg = Image(**{**_fields(rgb), "encoding": "yuv422"})
@@ -130,8 +132,8 @@ class _Recorder:
 
         self.run = run
         # Serialized, reading the stamp only: a viewer or recorder in C++ costs no Python conversion either.
-        node.create_subscription(Image, "fused/image", self._on_fused, 50, raw=True)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        node.create_subscription(Image, FUSED_IMAGE, self._on_fused, 50, raw=True)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
 
     def _on_fused(self, data: bytes) -> None:
         stamp = stamp_ns(image_from_cdr(data).header)
@@ -139,10 +141,7 @@ class _Recorder:
         self.run.arrivals_s.append(time.monotonic())
 
     def _on_diagnostics(self, msg) -> None:
-        for status in msg.status:
-            if status.name.startswith("sage_fusion"):
-                self.run.diagnostics = {kv.key: kv.value for kv in status.values}
-                self.run.diagnostics["message"] = status.message
+        self.run.diagnostics = fusion_diagnostics(msg) or self.run.diagnostics
 
 
 def run_live(width: int, height: int, rate: float, seconds: float, node_params: dict[str, object],
@@ -179,13 +178,8 @@ def run_live(width: int, height: int, rate: float, seconds: float, node_params: 
 
 
 def _start(parent, node: NodeProcess, executor, probe, namespace: str) -> None:
-    deadline = time.monotonic() + 120
-    while not (parent.poll() and probe.count_publishers(f"{namespace}/fused/image")):
-        if node.exited() is not None:
-            raise LoopbackError(f"fusion node exited with status {node.exited()}: {node.last_words()}")
-        if time.monotonic() > deadline:
-            raise LoopbackError(f"fusion node or cameras not ready after 120 s: {node.last_words()}")
-        executor.spin_once(timeout_sec=0.05)
+    node.wait_ready(lambda: parent.poll() and probe.count_publishers(f"{namespace}/{FUSED_IMAGE}"), 120,
+                    lambda: executor.spin_once(timeout_sec=0.05))
     parent.recv()  # "ready"
     end = time.monotonic() + 1.0  # the node warms up, discovery settles
     while time.monotonic() < end:

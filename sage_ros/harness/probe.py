@@ -1,0 +1,86 @@
+"""What every probe of a running fusion node shares: camera publishers, the node's diagnostics, waiting for it.
+
+:class:`Player` publishes thermal and RGB images (as messages, or serialized as a C++ driver would);
+:func:`fusion_diagnostics` reads the fusion node's status out of a ``DiagnosticArray``;
+:func:`wait_for` polls a condition with a deadline while something (an executor, a sleep) runs.
+The demo's loopback, the live-traffic benchmarks and the tests' harness all use them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sage_ros.codec.cdr import image_to_cdr
+from sage_ros.codec.header import Header
+from sage_ros.codec.image import array_to_image_fields
+from sage_ros.harness.pairs import THERMAL_OFFSET_NS, InputPair
+from sage_ros.topic_names import image_topic
+
+#: The name of the fusion node's status in /diagnostics begins with the node's name.
+FUSION_NODE_NAME = "sage_fusion"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0,
+             step: Callable[[], None] = lambda: time.sleep(0.02)) -> bool:
+    """Run ``step`` until ``condition()`` holds or ``timeout`` s pass; the condition's last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        step()
+    return condition()
+
+
+def fusion_diagnostics(msg, node_name: str = FUSION_NODE_NAME) -> dict[str, str] | None:
+    """The fusion node's key-values (and ``message``) in a DiagnosticArray, or None if it holds none."""
+    for status in msg.status:
+        if status.name.startswith(node_name):
+            values = {kv.key: kv.value for kv in status.values}
+            values["message"] = status.message
+            return values
+    return None
+
+
+class Player:
+    """Publishes thermal and RGB images on ``node`` with the given reliability."""
+
+    def __init__(self, node, reliable: bool = False) -> None:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.thermal_pub = node.create_publisher(Image, image_topic("thermal"), qos)
+        self.rgb_pub = node.create_publisher(Image, image_topic("rgb"), qos)
+
+    def connected(self) -> bool:
+        return bool(self.thermal_pub.get_subscription_count() and self.rgb_pub.get_subscription_count())
+
+    @staticmethod
+    def messages(pairs: list[InputPair]) -> list[tuple[object, object]]:
+        """(thermal, rgb) messages built once, before the clock starts."""
+        from sensor_msgs.msg import Image
+
+        out = []
+        for pair in pairs:
+            thermal = Image(**array_to_image_fields(pair.thermal, pair.thermal_encoding))
+            thermal.header.frame_id = "thermal_optical"
+            rgb = Image(**array_to_image_fields(pair.visible, "bgr8"))
+            rgb.header.frame_id = "rgb_optical"
+            out.append((thermal, rgb))
+        return out
+
+    def publish(self, thermal, rgb, stamp_ns: int) -> None:
+        rgb.header.stamp.sec, rgb.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        thermal.header.stamp.sec, thermal.header.stamp.nanosec = divmod(stamp_ns + THERMAL_OFFSET_NS,
+                                                                        1_000_000_000)
+        self.rgb_pub.publish(rgb)
+        self.thermal_pub.publish(thermal)
+
+    def publish_serialized(self, pair: InputPair, stamp_ns: int) -> None:
+        """``pair`` stamped ``stamp_ns`` (thermal a little later, as ``publish``), serialized here."""
+        rgb = Header.at(stamp_ns, "rgb_optical")
+        thermal = Header.at(stamp_ns + THERMAL_OFFSET_NS, "thermal_optical")
+        self.rgb_pub.publish(image_to_cdr(rgb, pair.visible, "bgr8"))
+        self.thermal_pub.publish(image_to_cdr(thermal, pair.thermal, pair.thermal_encoding))
