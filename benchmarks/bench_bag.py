@@ -25,7 +25,7 @@ from sage_ros.bags.offline import OfflineFusion, build_pipeline
 from sage_ros.bags.recording import PairStreams, write_pair_bag
 from sage_ros.parameters import from_values
 
-TRANSPORTS = {"raw": PairStreams(), "jpeg": PairStreams(thermal_transport="png", rgb_transport="jpeg")}
+INPUTS = {"raw": PairStreams(), "jpeg": PairStreams(thermal_transport="png", rgb_transport="jpeg")}
 
 
 def size(text: str) -> tuple[int, int]:
@@ -53,7 +53,7 @@ def main() -> None:
             frames = [scene.frame(i / args.rate) for i in range(min(args.pairs, 30))]  # rendering is slow: reuse 30
             pairs = [(frames[i % len(frames)].thermal_mono16, "mono16", frames[i % len(frames)].visible)
                      for i in range(args.pairs)]
-            for name, streams in TRANSPORTS.items():
+            for name, streams in INPUTS.items():
                 source, out = Path(tmp, f"{width}_{name}"), Path(tmp, f"{width}_{name}_fused")
                 write_pair_bag(source, pairs, PairStreams(**{**streams.__dict__, "rate_hz": args.rate}))
                 fresh = FramePipeline(fuser, ThermalNormalizer(params.thermal_config()), Aligner(params.alignment_config()))

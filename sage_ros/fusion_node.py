@@ -48,7 +48,8 @@ from sage_ros.node.demand import Demand
 from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
-from sage_ros.parameters import SPECS, FusionParams, ParameterError, declare_parameters, from_values, read_parameters
+from sage_ros.node.ros_parameters import declare_parameters, read_parameters
+from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values
 from sage_ros.stream.alignment_watch import AlignmentWatch
 from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers
 from sage_ros.stream.frames import Frame, Job

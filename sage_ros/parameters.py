@@ -2,10 +2,10 @@
 
 A field's default, description, range or choices, whether it is read-only (needs a restart) and
 whether ``fusion.launch.py`` exposes it as a launch argument all live in its ``param(...)``. From
-that one table come the ROS declarations (``declare_parameters``), the validation at start and at
+that one table come the ROS declarations (``node/ros_parameters.py``), the validation at start and at
 run time, the typed view the node reads (a ``FusionParams``), the launch arguments
 (:func:`launch_parameters`) and ``config/fusion.yaml`` (:func:`render_yaml`; a test keeps the file
-equal to it). Importing this module needs no ROS: the launch file and tests read the table too.
+equal to it). Importing this module needs no ROS, PyTorch or OpenCV: the launch file reads the table too.
 
     python -m sage_ros.parameters > config/fusion.yaml     # after changing the table
 """
@@ -16,18 +16,21 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sage_core.alignment import AlignmentConfig
-from sage_core.backends.registry import BACKEND_CHOICES
+from sage_core import inference_settings
 from sage_core.cameras import Camera
 from sage_core.errors import ConfigError
-from sage_core.options import DEVICES, InferenceOptions
-from sage_core.thermal import METHODS, ThermalNormalizerConfig
+from sage_core.thermal import METHODS
+
+if TYPE_CHECKING:  # the library's configs load on first use: the launch file reads this table without them
+    from sage_core.alignment import AlignmentConfig
+    from sage_core.options import InferenceOptions
+    from sage_core.thermal import ThermalNormalizerConfig
 
 
 #: image_transport names of the input transports the node subscribes with (the topic's suffix, except raw).
-TRANSPORTS = ("raw", "compressed", "compressedDepth")
+INPUT_TRANSPORTS = ("raw", "compressed", "compressedDepth")
 
 
 class ParameterError(ConfigError):
@@ -44,30 +47,27 @@ def param(default: Any, description: str, *, read_only: bool = False, choices: t
     return field(default=default, metadata=meta)
 
 
+def inference_param(name: str, *, launch: bool = False):
+    """An inference setting of ``sage_core.inference_settings`` as a (read-only) node parameter."""
+    setting = inference_settings.BY_NAME[name]
+    return param(setting.default, setting.description, read_only=True, choices=setting.choices, low=setting.low,
+                 high=setting.high, launch=launch)
+
+
 @dataclass(frozen=True)
 class FusionParams:
     """Typed view of the node's parameters (field name = parameter name), validated as a whole."""
 
-    model_file_path: str = param(
-        "", "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / TensorRT export "
-        "with its sidecar JSON; empty: the shipped default model", read_only=True, launch=True)
-    device: str = param("auto", "inference device", read_only=True, choices=DEVICES, launch=True)
-    backend: str = param("auto", "inference backend; auto: the fastest available for the device (logged with "
-                         "reasons)", read_only=True, choices=BACKEND_CHOICES, launch=True)
-    engine_cache_dir: str = param(
-        "", "folder of compiled engines (TensorRT, ONNX), one per model hash, library version, GPU, precision "
-        "and shape; empty: ~/.cache/sage_ros/engines", read_only=True, launch=True)
+    model_file_path: str = inference_param("model_file_path", launch=True)
+    device: str = inference_param("device", launch=True)
+    backend: str = inference_param("backend", launch=True)
+    engine_cache_dir: str = inference_param("engine_cache_dir", launch=True)
     engine_file_path: str = param(
         "", "deprecated: use engine_cache_dir (engines are cached one per key in a folder, not in one file); "
         "if set, its folder is used as engine_cache_dir, with a warning", read_only=True)
-    force_engine_update: bool = param(False, "rebuild the compiled engine even if a valid one is cached",
-                                      read_only=True)
-    enable_fp16: bool = param(False, "half precision on a GPU (TensorRT, ONNX Runtime CUDA, torch)", read_only=True)
-    inference_threads: int = param(
-        0, "CPU threads for inference; 0: with one frame in flight, every core for ONNX Runtime and OpenCV (their "
-        "pools sleep when idle) and half of them for PyTorch (its pool spins, taking cores from message "
-        "handling); with several (inference_workers), the cores divided among them", read_only=True, low=0,
-        high=256)
+    force_engine_update: bool = inference_param("force_engine_update")
+    enable_fp16: bool = inference_param("enable_fp16")
+    inference_threads: int = inference_param("inference_threads")
     inference_workers: int = param(
         0, "frames fused at once (each result published in frame order); 0: two on a CPU, where one frame's "
         "model and colour work overlaps the previous one's, one on a GPU", read_only=True, low=0, high=8)
@@ -80,10 +80,10 @@ class FusionParams:
     thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image), compressed "
                                    "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG, 16-bit kept, or "
                                    "JPEG) or compressedDepth (thermal/image/compressedDepth: 16-bit PNG)",
-                                   read_only=True, choices=TRANSPORTS, launch=True)
+                                   read_only=True, choices=INPUT_TRANSPORTS, launch=True)
     rgb_transport: str = param("raw", "rgb input: raw (rgb/image, sensor_msgs/Image) or compressed "
                                "(rgb/image/compressed, sensor_msgs/CompressedImage: JPEG / PNG)", read_only=True,
-                               choices=TRANSPORTS[:2], launch=True)
+                               choices=INPUT_TRANSPORTS[:2], launch=True)
     reference_camera: str = param(
         "rgb", "camera whose pixel grid, stamp, frame_id and camera_info the output takes", read_only=True,
         choices=("rgb", "thermal"), launch=True)
@@ -152,15 +152,21 @@ class FusionParams:
         return [] if values in ([], [0.0]) else values
 
     def thermal_config(self) -> ThermalNormalizerConfig:
+        from sage_core.thermal import ThermalNormalizerConfig
+
         return ThermalNormalizerConfig(self.thermal_normalization, self.thermal_low_percentile,
                                        self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
                                        self.thermal_range_smoothing)
 
     def alignment_config(self) -> AlignmentConfig:
+        from sage_core.alignment import AlignmentConfig
+
         return AlignmentConfig(self.reference_camera, self.output_width, self.output_height, self.homography_matrix,
                                self.crop_to_valid)
 
     def inference_options(self) -> InferenceOptions:
+        from sage_core.options import InferenceOptions
+
         return InferenceOptions(model_file_path=self.model_file_path or None, device=self.device,
                                 backend=self.backend, engine_cache_dir=self.engine_cache_folder or None,
                                 force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16,
@@ -186,7 +192,8 @@ _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str:
                list: "a list of numbers"}
 
 
-def _kind(spec: dataclasses.Field) -> type:
+def parameter_kind(spec: dataclasses.Field) -> type:
+    """The Python type of a parameter (bool, int, float, str or list)."""
     return {"bool": bool, "int": int, "float": float, "str": str, "list": list}[str(spec.type)]
 
 
@@ -195,7 +202,7 @@ def coerce(name: str, value: Any) -> Any:
     spec = SPECS.get(name)
     if spec is None:
         raise ParameterError(f"unknown parameter {name!r}")
-    kind, meta = _kind(spec), spec.metadata
+    kind, meta = parameter_kind(spec), spec.metadata
     expected = f"parameter {name}: expected {_TYPE_WORDS[kind]}"
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -248,7 +255,7 @@ def from_values(values: dict[str, Any], base: FusionParams | None = None) -> Fus
 
 def launch_parameters() -> list[tuple[str, str, type]]:
     """(name, description, type) of the parameters ``fusion.launch.py`` exposes as launch arguments."""
-    return [(f.name, f.metadata["description"], _kind(f)) for f in fields(FusionParams) if f.metadata["launch"]]
+    return [(f.name, f.metadata["description"], parameter_kind(f)) for f in fields(FusionParams) if f.metadata["launch"]]
 
 
 def _yaml_value(value: Any) -> str:
@@ -272,37 +279,6 @@ def render_yaml() -> str:
         lines.append(f"    # {note}")
         lines.append(f"    {spec.name}: {_yaml_value(getattr(defaults, spec.name))}")
     return "\n".join(lines) + "\n"
-
-
-def declare_parameters(node, lock_read_only: bool = True) -> None:
-    """Declare every parameter on ``node`` (an rclpy Node); ParameterError for a value outside its range.
-    The other checks wait for :func:`read_parameters` (a managed node reports them at configure).
-    ``lock_read_only=False`` leaves read-only parameters settable for the node to refuse itself: a managed
-    node takes them while unconfigured."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-    from rclpy.exceptions import InvalidParameterValueException
-
-    for spec in fields(FusionParams):
-        meta, kind = spec.metadata, _kind(spec)
-        text = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
-        # Dynamic typing: a wrong type reaches our validation, which says what was expected in words.
-        descriptor = ParameterDescriptor(description=text, read_only=meta["read_only"] and lock_read_only,
-                                         dynamic_typing=True)
-        if meta["low"] is not None and kind is int:
-            descriptor.integer_range = [IntegerRange(from_value=int(meta["low"]), to_value=int(meta["high"]), step=1)]
-        elif meta["low"] is not None:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(meta["low"]),
-                                                                  to_value=float(meta["high"]), step=0.0)]
-        default = getattr(FusionParams(), spec.name)
-        try:
-            node.declare_parameter(spec.name, default, descriptor)
-        except InvalidParameterValueException:
-            raise ParameterError(f"parameter {spec.name}: value outside [{meta['low']}, {meta['high']}]") from None
-
-
-def read_parameters(node) -> FusionParams:
-    """The declared parameters of ``node``, validated as a whole, or ParameterError saying what is wrong."""
-    return from_values({name: node.get_parameter(name).value for name in SPECS})
 
 
 if __name__ == "__main__":

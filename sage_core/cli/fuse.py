@@ -9,6 +9,10 @@ under the same names (``--thermal-normalization`` ...); each file is normalised 
 its own (no smoothing over files). Every file is written under a temporary name
 and renamed when complete. Bad input ends the run with one line naming the file
 and what was expected, and exit status 2.
+
+Other installed packages add modes by the entry-point group ``sage_fuse.modes``: a mode ``NAME``
+takes over when ``--NAME`` is given (sage_ros registers ``bag``: ``sage-fuse --bag IN --out OUT``).
+This package never imports them by name.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import sys
 import tempfile
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tqdm import tqdm
@@ -107,7 +112,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Entry-point group of the other modes of sage-fuse: NAME = a module with ``main(argv)`` and ``build_parser()``.
+MODES_GROUP = "sage_fuse.modes"
+
+
+def _modes() -> dict[str, object]:
+    """Installed modes: name -> entry point (loaded only when used)."""
+    return {entry.name: entry for entry in entry_points(group=MODES_GROUP)}
+
+
+def _help(modes: dict[str, object]) -> str:
+    text = build_parser().format_help()
+    for name, entry in sorted(modes.items()):
+        text += f"\n{'=' * 100}\nWith --{name}:\n\n" + entry.load().build_parser().format_help()
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Image files, or another installed mode when its flag is given; ``--help`` describes them all."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    modes = _modes()
+    for name, entry in modes.items():
+        if any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv):
+            return entry.load().main(argv)
+    if "-h" in argv or "--help" in argv:
+        print(_help(modes))
+        return 0
     args = build_parser().parse_args(argv)
     return run_command("sage-fuse", lambda: run(args))
 

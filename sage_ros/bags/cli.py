@@ -1,4 +1,4 @@
-"""``sage-fuse``: image files (``--ir/--vis``, :mod:`sage_core.cli.fuse`) or a rosbag2 bag (``--bag``), here.
+"""``sage-fuse --bag``: the bag mode of ``sage-fuse`` (registered in the entry-point group ``sage_fuse.modes``).
 
     sage-fuse --bag IN --out OUT [--thermal-topic T] [--rgb-topic R] [--params FILE.yaml]
               [--storage mcap|sqlite3] [--no-copy] [--overwrite] [--model-file-path M ...]
@@ -18,9 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sage_core.cli.fuse import build_parser as build_image_parser
-from sage_core.cli.fuse import main as image_main
-from sage_core.cli.common import add_inference_arguments, run_command
+from sage_core import inference_settings
+from sage_core.errors import SageError
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -40,26 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (once the new bag is "
                         "complete)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_inference_arguments(parser)
-    # None: not given, so the parameters file (or the node's default) decides.
-    parser.set_defaults(device=None, backend=None, inference_threads=None)
+    # Defaults None: a flag not given leaves the parameters file (or the node's default) in force.
+    inference_settings.add_arguments(parser, unset_defaults=True)
     return parser
-
-
-def inference_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The inference flags given on the command line, as node parameters (same names)."""
-    values = {"model_file_path": str(args.model_file_path) if args.model_file_path else None,
-              "device": args.device, "backend": args.backend, "inference_threads": args.inference_threads,
-              "engine_cache_dir": str(args.engine_cache_dir) if args.engine_cache_dir else None,
-              "force_engine_update": args.force_engine_update or None, "enable_fp16": args.enable_fp16 or None}
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def _run(args: argparse.Namespace) -> int:
     from sage_ros.bags.fuse_bag import fuse_bag, report  # rosbags loads only in bag mode
     from sage_ros.bags.params_file import load_params
 
-    params, ignored = load_params(args.params, inference_overrides(args))
+    params, ignored = load_params(args.params, inference_settings.given(args))
     if ignored:
         print(f"sage-fuse: {args.params}: ignoring parameters the fusion node does not declare: "
               f"{', '.join(ignored)}", file=sys.stderr)
@@ -73,25 +62,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def bag_main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("sage-fuse", lambda: _run(args))
-
-
-def _help() -> str:
-    return (build_image_parser().format_help() + "\n" + "=" * 100 + "\nWith --bag: fuse a rosbag2 bag\n\n"
-            + build_parser().format_help())
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``sage-fuse``: bag mode when ``--bag`` is given, image files otherwise; ``--help`` describes both."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a == "--bag" or a.startswith("--bag=") for a in argv):
-        return bag_main(argv)
-    if not argv or "-h" in argv or "--help" in argv:
-        print(_help(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    return image_main(argv)
+    """``sage-fuse --bag ...``; a SageError is one line and exit status 2."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except SageError as exc:
+        print(f"sage-fuse: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sage-fuse: interrupted; the output bag was not written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

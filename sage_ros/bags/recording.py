@@ -18,8 +18,8 @@ from sage_ros.bags.storage import OutputBag
 from sage_ros.codec.compressed import encode_compressed_depth, encode_jpeg, encode_png
 from sage_ros.codec.header import stamp_ns
 
-#: transport -> (topic suffix, message type)
-TRANSPORTS = {"raw": ("", IMAGE), "jpeg": ("/compressed", COMPRESSED), "png": ("/compressed", COMPRESSED),
+#: how an image is recorded (raw, or a codec of the compressed transports) -> (topic suffix, message type)
+RECORDED_AS = {"raw": ("", IMAGE), "jpeg": ("/compressed", COMPRESSED), "png": ("/compressed", COMPRESSED),
               "compressedDepth": ("/compressedDepth", COMPRESSED)}
 
 
@@ -32,12 +32,12 @@ class BagRecorder:
         self._connections: dict[str, object] = {}
 
     def topic_of(self, topic: str, transport: str) -> str:
-        return topic + TRANSPORTS[transport][0]
+        return topic + RECORDED_AS[transport][0]
 
     def image(self, topic: str, array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str, log_ns: int,
               transport: str = "raw") -> None:
         """One image on ``topic`` (raw) or ``topic/compressed...`` (compressed transports)."""
-        connection = self.connection(self.topic_of(topic, transport), TRANSPORTS[transport][1])
+        connection = self.connection(self.topic_of(topic, transport), RECORDED_AS[transport][1])
         if transport == "raw":
             raw = image_message(array, encoding, stamp_ns, frame_id)
         else:

@@ -20,8 +20,10 @@ from sage_ros.bags.messages import COMPRESSED, IMAGE_TYPES
 THERMAL_WORDS = {"thermal", "therm", "ir", "lwir", "mwir", "swir", "nir", "flir", "boson", "lepton", "infrared",
                  "seek", "tau", "radiometric"}
 RGB_WORDS = {"rgb", "color", "colour", "visible", "vis", "camera", "cam", "bgr", "zed", "realsense", "webcam"}
-THERMAL_ENCODINGS = {"mono16", "16UC1", "32FC1"}
-RGB_ENCODINGS = {"rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16"}
+#: A first message in one of these says "thermal" when the topic name says neither camera.
+THERMAL_LIKE_ENCODINGS = {"mono16", "16UC1", "32FC1"}
+#: ... and one in these says "RGB".
+RGB_LIKE_ENCODINGS = {"rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16"}
 TRANSPORT_SUFFIXES = ("/compressed", "/compressedDepth")
 
 
@@ -63,9 +65,9 @@ def by_name(topic: str) -> Camera | None:
 
 
 def by_encoding(encoding: str) -> Camera | None:
-    if encoding in THERMAL_ENCODINGS:
+    if encoding in THERMAL_LIKE_ENCODINGS:
         return Camera.THERMAL
-    return Camera.RGB if encoding in RGB_ENCODINGS else None
+    return Camera.RGB if encoding in RGB_LIKE_ENCODINGS else None
 
 
 def _listing(topics: dict[str, tuple[str, int]]) -> str:

@@ -37,7 +37,8 @@ IMAGE_CODECS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "tiff": "tiff", "ti
 #: compressedDepth's ConfigHeader: int32 compression format, float32 depthQuantA, float32 depthQuantB.
 DEPTH_HEADER = struct.Struct("<iff")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16")
+#: Colour encodings a compressed payload may name (a gray camera sending one is made gray).
+COLOUR_PAYLOADS = ("rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16")
 _MONO_BY_DTYPE = {np.dtype(np.uint8): ("mono8", "8UC1"), np.dtype(np.uint16): ("mono16", "16UC1"),
                   np.dtype(np.float32): ("32FC1",)}
 #: What encode_jpeg accepts: encoding -> (channels, the payload name image_transport writes).
@@ -120,7 +121,7 @@ def _name_payload(image: np.ndarray, declared: str, description: str) -> tuple[n
     if image.dtype != np.uint8 or channels not in (3, 4):
         raise BadCompressedImage("encoding", f"decoded a {channels}-channel {image.dtype} image; expected "
                                  "8-bit gray, BGR or BGRA (16-bit colour is not supported)")
-    if declared and declared not in COLOUR_ENCODINGS:  # a gray camera whose payload is colour: make it gray
+    if declared and declared not in COLOUR_PAYLOADS:  # a gray camera whose payload is colour: make it gray
         code = cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY
         return cv2.cvtColor(image, code), _mono_encoding(image, declared)
     # image_transport's subscriber takes the payload as BGR when tagged "compressed bgr...", or when the
