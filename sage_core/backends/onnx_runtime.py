@@ -70,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # A fixed pool that sleeps when idle: spinning threads would take the cores the node needs to
-        # receive and publish images (159 % CPU against 111 % for torch, measured before this was set).
+        # receive and publish images (benchmarks/bench_node.py shows the CPU use).
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
