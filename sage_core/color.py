@@ -151,9 +151,9 @@ def recompose_bgr(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray, out: np.n
 
 def _recompose_uint8_chroma(fused_y: np.ndarray, cr: np.ndarray, cb: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """:func:`recompose_bgr` for uint8 chroma: each channel is ``255 F + (its chroma term)``, saturated to uint8
-    by ``addWeighted`` in one pass; only the chroma terms are float planes. Three times faster than the float
-    path (3 ms against 10 at 1280x1024, one core); the same picture but for rounding ties (about 4 pixels in a
-    million differ by one grey level)."""
+    by ``addWeighted`` in one pass; only the chroma terms are float planes, so it makes fewer passes over
+    the image than the float path; the same picture but for rounding ties (a few pixels in a million differ
+    by one grey level)."""
     red = cv2.addWeighted(fused_y, 255.0, cv2.LUT(cr, _CR_TO_R_LUT), 1.0, 0.0, dtype=cv2.CV_8U)
     blue = cv2.addWeighted(fused_y, 255.0, cv2.LUT(cb, _CB_TO_B_LUT), 1.0, 0.0, dtype=cv2.CV_8U)
     # -0.714 (Cr - 127.5) - 0.344 (Cb - 127.5) on the 0..255 scale, straight from the two uint8 planes.

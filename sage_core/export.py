@@ -1,8 +1,9 @@
 """Exporting a model for one backend: write the file, validate it against PyTorch, publish it atomically.
 
 Every export is written under a temporary name with its sidecar (:mod:`sage_core.backends.export_format`),
-loaded back through the same loader the node uses, compared with eager PyTorch on a real image pair
-(the largest difference is printed and stored in the sidecar), and only then renamed into place.
+loaded back through the same loader the node uses, compared with eager PyTorch on one image pair (the
+first of a dataset folder the caller names, else a generated scene; the largest difference is printed
+and stored in the sidecar), and only then renamed into place.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from sage_core.options import DEFAULT_ENGINE_SHAPE, InferenceOptions, resolve_de
 from sage_core.synthetic import SyntheticScene
 
 PRECISIONS = ("fp32", "fp16")
-#: A real pair for validation when ../shared is beside the checkout; else the generated scene.
-SHARED_PAIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "m3fd_sage6"
 
 
 def parse_shape(text: str | None) -> tuple[int, int] | None:
@@ -46,11 +45,14 @@ def parse_shape(text: str | None) -> tuple[int, int] | None:
     return height, width
 
 
-def validation_pair(shape: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """A real pair when ../shared is present (resized to a fixed shape if one is given), else the generated scene."""
-    if (SHARED_PAIR / "ir" / "00000.png").is_file():
-        ir, vis = read_pair(dataset_pairs(SHARED_PAIR)[0])
-        name = "m3fd_sage6/00000"
+def validation_pair(shape: tuple[int, int] | None,
+                    pair_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first pair of dataset folder ``pair_dir`` (``ir/`` and ``vis/``), else a generated 640x512 scene;
+    resized to ``shape`` when the export has a fixed one."""
+    if pair_dir is not None:
+        first = dataset_pairs(pair_dir)[0]
+        ir, vis = read_pair(first)
+        name = f"{Path(pair_dir).name}/{first.stem}"
     else:
         frame = SyntheticScene(640, 512).frame(1.0)
         ir, vis, name = frame.thermal_mono8, frame.visible, "generated scene"
@@ -60,9 +62,9 @@ def validation_pair(shape: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarr
     return ir, vis, name
 
 
-def _validate(path: Path, model, fmt: str, shape: tuple[int, int] | None, device: torch.device) -> dict:
+def _validate(path: Path, model, fmt: str, pair: tuple[np.ndarray, np.ndarray, str], device: torch.device) -> dict:
     """Run the export through the node's loader and eager PyTorch on one pair; the differences."""
-    ir, vis, pair_name = validation_pair(shape)
+    ir, vis, pair_name = pair
     check_device = device
     if fmt == "onnx" and device.type == "cuda" and not OnnxRuntimeBackend.available(device)[0]:
         check_device = torch.device("cpu")  # an onnxruntime without CUDA still checks the file
@@ -76,8 +78,10 @@ def _validate(path: Path, model, fmt: str, shape: tuple[int, int] | None, device
 
 
 def export_model(model_file_path: str | os.PathLike, fmt: str, out: str | os.PathLike, precision: str = "fp32",
-                 shape: tuple[int, int] | None = None, device: str = "auto") -> dict:
-    """Export, validate and publish; returns the sidecar written beside ``out``. SageError on bad input."""
+                 shape: tuple[int, int] | None = None, device: str = "auto",
+                 check_pair: str | os.PathLike | None = None) -> dict:
+    """Export, validate (on the first pair of dataset folder ``check_pair``, else a generated scene) and
+    publish; returns the sidecar written beside ``out``. SageError on bad input."""
     out, source = Path(out), Path(model_file_path)
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -92,6 +96,7 @@ def export_model(model_file_path: str | os.PathLike, fmt: str, out: str | os.Pat
     torch_device = resolve_device(device)
     if fmt == "tensorrt":
         shape = shape or DEFAULT_ENGINE_SHAPE
+    pair = validation_pair(shape, check_pair)  # before the export: a bad folder fails fast
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=backend.file_suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)
@@ -104,7 +109,7 @@ def export_model(model_file_path: str | os.PathLike, fmt: str, out: str | os.Pat
         if fmt == "onnx":
             meta["opset"] = ONNX_OPSET
         write_sidecar(tmp, meta)
-        meta["validation"] = _validate(tmp, model, fmt, shape, torch_device)
+        meta["validation"] = _validate(tmp, model, fmt, pair, torch_device)
         write_sidecar(tmp, meta)
         publish(tmp, out)
         publish(sidecar_path(tmp), sidecar_path(out))

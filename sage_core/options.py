@@ -1,8 +1,9 @@
 """The settings that choose and build a model's inference backend, travelling together as one object.
 
-The same names are used everywhere: the node's parameters, the CLI flags (``--model-file-path``,
-``--device``, ``--backend``, ``--engine-cache-dir``, ``--force-engine-update``, ``--enable-fp16``)
-and the Python API (:meth:`sage_core.fuser.Fuser.from_options`).
+The fields are the settings of :mod:`sage_core.inference_settings` (names, defaults, descriptions;
+a test keeps the two equal), the node's parameters and CLI flags of the same names, and the Python
+API (:meth:`sage_core.fuser.Fuser.from_options`). Importing this module loads no torch (resolve_device
+imports it when called), so the settings can be read where torch is not installed.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sage_core.errors import ConfigError
+from sage_core.inference_settings import DEVICES
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEFAULT_ENGINE_SHAPE", "DEFAULT_WEIGHTS", "DEVICES", "InferenceOptions", "resolve_device",
+           "resolve_threads"]
 
 #: Where the shipped default model lives (our checkpoint format); used when no model file is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
-DEVICES = ("auto", "cpu", "cuda")
 #: TensorRT engines are built for one input shape (height, width); 640x512 is the common thermal size.
 DEFAULT_ENGINE_SHAPE = (512, 640)
 
@@ -28,7 +34,7 @@ class InferenceOptions:
 
     model_file_path: str | os.PathLike | None = None  # None or "": the shipped default model
     device: str = "auto"  # auto | cpu | cuda[:N]
-    backend: str = "auto"  # auto | torch | torchscript | onnxruntime | tensorrt
+    backend: str = "auto"  # one of inference_settings.BACKEND_CHOICES
     engine_cache_dir: str | os.PathLike | None = None  # None: ~/.cache/sage_ros/engines
     force_engine_update: bool = False  # rebuild cached engines (TensorRT, ONNX) even when valid
     enable_fp16: bool = False  # half precision on a GPU
@@ -45,7 +51,7 @@ def resolve_threads(threads: int, pool_spins: bool = False) -> int:
     """Threads for CPU inference: ``threads`` if > 0; else every core for a pool that sleeps when idle
     (ONNX Runtime with spinning off, OpenCV), half of them (at least 1) for one that spins while it waits
     (PyTorch's OpenMP pool), which would otherwise take the cores a live node needs for receiving and
-    publishing images (measured with benchmarks/bench_node.py on 2 cores)."""
+    publishing images (benchmarks/bench_node.py shows the difference on a small machine)."""
     if threads < 0:
         raise ConfigError(f"inference_threads {threads}: expected 0 (auto) or a positive number of threads")
     cores = os.cpu_count() or 2
@@ -54,6 +60,8 @@ def resolve_threads(threads: int, pool_spins: bool = False) -> int:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a silent CPU run."""
+    import torch  # here, not at the top: the settings are read where torch is absent (launch files)
+
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

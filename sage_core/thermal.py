@@ -147,8 +147,8 @@ class ThermalNormalizer:
 
 def _integer_percentiles(sample: np.ndarray, *percentiles: float) -> tuple[float, ...]:
     """``np.percentile(sample, percentiles)`` (linear interpolation) for 8/16-bit samples, from a histogram: the
-    k-th smallest value is where the cumulative count passes k. Four times faster than sorting (0.2 ms against
-    0.7 for 1280x1024 at stride 4), the same values."""
+    k-th smallest value is where the cumulative count passes k: one counting pass instead of a sort, the same
+    values."""
     cumulative = np.cumsum(np.bincount(sample.ravel()))
     count = int(cumulative[-1])
     results = []

@@ -18,7 +18,7 @@ from sage_core.checkpoint import file_sha256
 from sage_core.errors import BackendError
 from sage_core.fuser import DEFAULT_WEIGHTS, Fuser
 from sage_core.image_files import dataset_pairs, read_pair
-from sage_core.models import SageStudent
+from sage_core.models import AffineFuse, CpuSplit, SageStudent
 from sage_core.options import InferenceOptions
 from sage_core.synthetic import SyntheticScene
 from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT
@@ -354,3 +354,31 @@ def test_a_bounded_head_pools_large_frames_by_a_multiple_of_the_models_factor(ba
         expected = (a * y_t[:, 0] + b * ir_t[:, 0] + c)[0].numpy()
     fused = load(DEFAULT_WEIGHTS, backend=backend, engine_cache_dir=tmp_path).backend.run_numpy(y, ir)
     assert np.abs(fused - expected).max() < 1e-5
+
+
+class _Blend(torch.nn.Module):
+    """Coefficients (a, b, c) = (0.25, 0.75, 0.1) everywhere, at the pooled resolution."""
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(pooled[:, :1])
+        return torch.cat((0.25 * ones, 0.75 * ones, 0.1 * ones), dim=1)
+
+
+class _SplitModel(SageStudent):
+    """Not an AffineFuse, but it offers a CPU split: the backends must take it from the model alone."""
+
+    def cpu_split(self) -> CpuSplit:
+        return CpuSplit(4, _Blend())
+
+
+def test_the_torch_backend_takes_the_cpu_split_the_model_offers():
+    from sage_core.backends import TorchBackend
+
+    rng = np.random.default_rng(6)
+    y, ir = (rng.random((37, 50), dtype=np.float32) for _ in range(2))
+    backend = TorchBackend(_SplitModel(), CPU)
+    assert backend.split_affine and "OpenCV" in backend.detail
+    assert np.abs(backend.run_numpy(y, ir) - (0.25 * y + 0.75 * ir + 0.1)).max() < 1e-6
+    assert not TorchBackend(SageStudent(), CPU).split_affine  # the base class offers none
+    assert not TorchBackend(AffineFuse(refine=4), CPU).split_affine  # the refinement needs the full graph
+    assert AffineFuse(refine=0).cpu_split().scale == 4

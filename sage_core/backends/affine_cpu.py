@@ -4,48 +4,26 @@ AffineFuse computes per-pixel coefficients ``(a, b, c)`` at 1/4 resolution, upsa
 and applies ``F = a Y + b ir + c`` at full resolution. On a CPU the full-resolution parts are memory
 traffic, not arithmetic, and OpenCV does them in fewer passes than a graph runtime: the 4 x 4 average
 pooling of the inputs (``cv2.resize`` with ``INTER_AREA`` at an integer factor is the box mean; the graph
-would also copy both planes into one tensor first: 3 ms of 20 at 1280x1024), and the bilinear upsampling
-of the coefficients (half-pixel centres, edge replicated: identical to ``align_corners=False`` to 1e-7;
-PyTorch's took 6 ms of 10 at 640x512). The torch and ONNX Runtime backends use this split on a CPU for
-AffineFuse models without the full-resolution refinement (the shipped default): the convolutions on the
-pooled planes (:class:`AffineHead`) run in the backend, the rest here; same output to 1e-5.
+would also copy both planes into one tensor first), and the bilinear upsampling of the coefficients
+(half-pixel centres, edge replicated: identical to ``align_corners=False`` to 1e-7). The torch and ONNX
+Runtime backends use this split on a CPU for
+models that offer it (``FusionModel.cpu_split()``: AffineFuse without the full-resolution refinement, the
+shipped default): the convolutions on the pooled planes (the split's ``head``) run in the backend, the rest
+here; same output to 1e-5.
 
-The head's cost grows with the frame (0.6 GMAC, 15 ms of one core at 1280x1024), though what it decides
-may not need more pixels: the coefficients are smooth by design, and the model was trained on crops of
-640x480-class images. :data:`MAX_HEAD_PIXELS` (off by default) bounds the pooled pixels the head sees on
-this path: a larger frame is pooled by a larger multiple of the model's factor (8 at 1024x768 and
-1280x1024), so the head sees it about as it sees a 640x512 frame (3.6 ms instead of 15 at 1280x1024), and
-its coefficients are upsampled over the full frame as before. It changes the output above the bound, and
-makes it differ from the full graph's (TorchScript, TensorRT, colour on the device), so it stays off until
-that is decided (evaluation on 1024x768 and 2x-upsampled sets: mostly within 1 %, MI 2-4 % lower, VIF and
-Qabf up to 6 % higher).
+The head's cost grows with the frame, though what it decides may not need more pixels: the coefficients
+are smooth by design, and the model was trained on crops of 640x480-class images. :data:`MAX_HEAD_PIXELS`
+(off by default) bounds the pooled pixels the head sees on this path: a larger frame is pooled by a larger
+multiple of the model's factor (8 at 1024x768 and 1280x1024), so the head sees it about as it sees a
+640x512 frame and costs about as much, and its coefficients are upsampled over the full frame as before.
+It changes the output above the bound, and makes it differ from the full graph's (TorchScript, TensorRT,
+colour on the device), so it stays off until an evaluation on larger frames decides it.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
-
-from sage_core.models import AffineFuse, FusionModel
-
-
-def supports(model: FusionModel) -> bool:
-    """Whether ``model`` is an AffineFuse whose output is exactly the upsampled affine combination."""
-    return isinstance(model, AffineFuse) and not model.refine
-
-
-class AffineHead(nn.Module):
-    """``forward(pooled) -> (N, 3, h, w)`` coefficients from ``(N, 2, h, w)`` pooled (Y, ir): what an exporter
-    sees in the split."""
-
-    def __init__(self, model: AffineFuse) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.model.from_pooled(pooled)[0]
 
 
 #: Most pooled pixels the head runs on (e.g. 2 * 160 * 128: twice 640x512 at 1/4); None: no bound, the

@@ -29,13 +29,16 @@ def import_onnxruntime():
 
 def export_onnx(model: FusionModel, path: Path, shape: tuple[int, int] | None = None, fp16: bool = False,
                 head_only: bool = False) -> None:
-    """ONNX with opset ONNX_OPSET; dynamic height and width unless ``shape`` is given. ``head_only``: an
-    AffineFuse's coefficients from the pooled sources only, input ``pooled`` (1, 2, h, w) (the split of
-    affine_cpu.py; engine cache only)."""
+    """ONNX with opset ONNX_OPSET; dynamic height and width unless ``shape`` is given. ``head_only``: the head
+    of the model's CPU split (``FusionModel.cpu_split``), coefficients from input ``pooled`` (1, 2, h, w)
+    (affine_cpu.py; engine cache only)."""
     module = prepare_for_inference(model)
     height, width = shape or (64, 80)
     if head_only:
-        module = affine_cpu.AffineHead(module.model).eval()
+        split = module.model.cpu_split()
+        if split is None:
+            raise BackendError(f"{type(model).__name__} offers no CPU split; export the whole model")
+        module = split.head
         inputs, example = ["pooled"], (torch.rand(1, 2, height, width),)
     else:
         inputs, example = ["y", "ir"], (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
@@ -67,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # A fixed pool that sleeps when idle: spinning threads would take the cores the node needs to
-        # receive and publish images (159 % CPU against 111 % for torch, measured before this was set).
+        # receive and publish images (benchmarks/bench_node.py shows the CPU use).
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
@@ -78,8 +81,8 @@ class OnnxRuntimeBackend(Backend):
         dims = self.session.get_inputs()[0].shape[-2:]
         #: (height, width) of an export with a fixed input shape: other frames are resized to it and back.
         self.fixed_shape = tuple(dims) if all(isinstance(d, int) for d in dims) else None
-        #: affine_scale > 0: the file holds an AffineFuse's head (that pools by affine_scale); the full-resolution
-        #: parts run in OpenCV (affine_cpu.py).
+        #: affine_scale > 0: the file holds the head of a model's CPU split (that pools by affine_scale); the
+        #: full-resolution parts run in OpenCV (affine_cpu.py).
         self.split_affine, self.scale = affine_scale > 0, affine_scale
         super().__init__(device, f"{providers[0]}, {'fp16' if self.fp16 else 'fp32'}, {threads} thread(s)"
                          + (", pooling and upsampling in OpenCV" if affine_scale else ""))
@@ -96,12 +99,13 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:
-        split = context.device.type == "cpu" and affine_cpu.supports(model)
+        cpu_split = model.cpu_split() if context.device.type == "cpu" else None
+        split = cpu_split is not None
         parts = {"kind": "onnx_affine_pooled_head" if split else "onnx", "model_sha256": file_sha256(context.source),
                  "opset": ONNX_OPSET, "torch": torch.__version__, "precision": "fp16" if context.fp16 else "fp32"}
         backend, status = context.cache.get_or_build(
             parts, ".onnx", lambda p: export_onnx(model, p, fp16=context.fp16, head_only=split),
-            lambda p: cls(p, context.device, context.threads, model.scale if split else 0),
+            lambda p: cls(p, context.device, context.threads, cpu_split.scale if cpu_split else 0),
             context.options.force_engine_update)
         return backend, status
 

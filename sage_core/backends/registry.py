@@ -10,11 +10,15 @@ from sage_core.backends.tensorrt_engine import TensorRTBackend
 from sage_core.backends.torch_eager import TorchBackend
 from sage_core.backends.torchscript import TorchScriptBackend
 from sage_core.errors import BackendError
+from sage_core.inference_settings import BACKEND_CHOICES
 
 #: Backend name -> class. ``auto`` is not a backend but a choice among these (see loading.py).
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (
     TorchBackend, TorchScriptBackend, OnnxRuntimeBackend, TensorRTBackend)}
-BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
+# The settings table names the choices without importing the backends (it must load without torch).
+if BACKEND_CHOICES != ("auto", *BACKENDS):
+    raise ImportError(f"sage_core.inference_settings.BACKEND_CHOICES {BACKEND_CHOICES} does not match the registry's "
+                      f"backends {tuple(BACKENDS)}; add the new backend's name there")
 #: Export format (training/export.py --format) -> the backend that runs it.
 FORMATS: dict[str, type[Backend]] = {cls.file_format: cls for cls in BACKENDS.values() if cls.file_format}
 

@@ -20,21 +20,21 @@ class TorchBackend(ModuleBackend):
             module = module.to(memory_format=torch.channels_last)
             if fp16:
                 module = module.half()
-        #: On a CPU, AffineFuse's full-resolution half runs in OpenCV (see affine_cpu.py).
-        self.split_affine = device.type == "cpu" and affine_cpu.supports(module.model)
+        #: On a CPU, the full-resolution half of a model that offers a split runs in OpenCV (see affine_cpu.py).
+        self.split = module.model.cpu_split() if device.type == "cpu" else None
+        self.split_affine = self.split is not None
         detail = f"eager, BatchNorm folded, {torch.get_num_threads()} thread(s)" + (", fp16" if fp16 else "") + (
             ", pooling and upsampling in OpenCV" if self.split_affine else "")
         super().__init__(module, device, fp16, detail)
 
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
-        if not self.split_affine:
+        if self.split is None:
             return super().run_numpy(y, ir)
         y = np.ascontiguousarray(y, dtype=np.float32)
         ir = np.ascontiguousarray(ir, dtype=np.float32)
-        model = self.module.model
         with torch.inference_mode():
-            pooled = affine_cpu.pool_pair(y, ir, affine_cpu.head_pooling(*y.shape, model.scale))
-            low, _ = model.from_pooled(torch.from_numpy(pooled))
+            pooled = affine_cpu.pool_pair(y, ir, affine_cpu.head_pooling(*y.shape, self.split.scale))
+            low = self.split.head(torch.from_numpy(pooled))
         return affine_cpu.apply_coefficients(low[0].float().numpy(), y, ir)
 
     @classmethod

@@ -7,8 +7,9 @@
         --precision fp16 --shape 512x640
 
 ONNX uses opset 17 with dynamic height and width (unless --shape fixes them), is checked with
-onnx.checker and run in ONNX Runtime against PyTorch on a real image pair; the largest difference
-is printed and stored. Every output is written under a temporary name and renamed when complete,
+onnx.checker and run in ONNX Runtime against PyTorch on one image pair (the first of --check-pair
+DIR, e.g. ../shared/datasets/m3fd_sage6, else a generated scene); the largest difference is printed
+and stored. Every output is written under a temporary name and renamed when complete,
 with FILE.json beside it (source sha256, format, precision, shape, library versions, validation),
 which sage-fuse --model-file-path FILE and the node's model_file_path read to pick the backend.
 """
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--shape", default=None, help="fixed input HEIGHTxWIDTH (default: dynamic; TensorRT 512x640)")
     parser.add_argument("--device", default="auto", help="device for TensorRT builds and validation")
+    parser.add_argument("--check-pair", type=Path, default=None, metavar="DIR",
+                        help="dataset folder (ir/ and vis/) whose first pair checks the export against PyTorch "
+                        "(default: a generated 640x512 scene)")
     return parser
 
 
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         meta = export_model(args.model_file_path, args.format, args.out, args.precision, parse_shape(args.shape),
-                            args.device)
+                            args.device, check_pair=args.check_pair)
         check = meta["validation"]
         print(f"wrote {args.out} ({args.format}, {args.precision}, shape {meta['shape']}) and {args.out}.json; "
               f"against PyTorch on {check['pair']} ({check['size']}) through {check['backend']} on "

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sage_core.models.base import FusionModel
+from sage_core.models.base import CpuSplit, FusionModel
 
 
 class Refinement(nn.Module):
@@ -43,6 +43,18 @@ class Refinement(nn.Module):
 class NoRefinement(nn.Module):
     def forward(self, y: torch.Tensor, ir: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         return fused
+
+
+class AffineHead(nn.Module):
+    """``forward(pooled) -> (N, 3, h, w)`` coefficients from ``(N, 2, h, w)`` pooled (Y, ir): the part of an
+    AffineFuse a CPU backend runs (and an exporter sees) in the split."""
+
+    def __init__(self, model: AffineFuse) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.model.from_pooled(pooled)[0]
 
 
 class AffineFuse(FusionModel):
@@ -76,7 +88,7 @@ class AffineFuse(FusionModel):
 
     def from_pooled(self, pooled: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:meth:`low_resolution` from the sources already pooled, ``(N, 2, h, w)`` (Y, ir): the convolutions alone,
-        for a CPU path that pools the full-resolution planes itself (``backends/affine_cpu.py``)."""
+        for a CPU path that pools the full-resolution planes itself (:meth:`cpu_split`)."""
         x = self.act(self.stem(pooled))
         features = [x]
         for conv in self.body:
@@ -89,3 +101,7 @@ class AffineFuse(FusionModel):
         coefficients = F.interpolate(low, size=y.shape[-2:], mode="bilinear", align_corners=False)
         fused = coefficients[:, 0:1] * y + coefficients[:, 1:2] * ir + coefficients[:, 2:3]
         return self.refinement(y, ir, fused), features
+
+    def cpu_split(self) -> CpuSplit | None:
+        """Pooling, upsampling and the affine rule can leave the graph, unless the refinement follows them."""
+        return None if self.refine else CpuSplit(self.scale, AffineHead(self).eval())

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """How a model's work divides on a CPU: ``head`` maps the sources average-pooled by ``scale``,
+    ``(N, 2, h, w)`` (Y, ir), to coefficients ``(N, 3, h, w)``; the output is those coefficients upsampled
+    bilinearly (``align_corners=False``) and applied as ``a Y + b ir + c``. A backend then runs the head and
+    does the full-resolution pooling and upsampling itself (``backends/affine_cpu.py``)."""
+
+    scale: int
+    head: nn.Module
 
 
 class FusionModel(nn.Module):
@@ -25,3 +38,7 @@ class FusionModel(nn.Module):
 
     def forward(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         return self.forward_features(y, ir)[0]
+
+    def cpu_split(self) -> CpuSplit | None:
+        """The model's CPU split, when its output is exactly the one :class:`CpuSplit` describes; else None."""
+        return None

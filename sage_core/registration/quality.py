@@ -21,9 +21,9 @@ from sage_core.registration.geometry import REPORT_WIDTH, implausibility, transf
 MIN_EDGE_FRACTION = 0.02
 #: Least raw spread (1st..99th percentile) of a thermal image, as a share of its type's range.
 MIN_THERMAL_SPREAD = {np.dtype(np.uint8): 3 / 255, np.dtype(np.uint16): 8 / 65535}
-#: Accept an estimate only at or above this confidence. On the benchmark (66 single pairs of the four shared
-#: datasets): 0.3 -> 6.1 % wrong, 7.6 % refused; 0.4 -> 4.5 %, 9.1 %; 0.5 -> 1.5 % wrong (a TNO pair whose own
-#: registration its edges contradict by 21 px), 12.1 % refused; 0.6 -> 1.5 %, 15.2 %.
+#: Accept an estimate only at or above this confidence: chosen with ``benchmarks/bench_registration.py
+#: --thresholds`` where wrong answers stop falling while refusals keep rising; rerun it after changing the
+#: estimator.
 MIN_CONFIDENCE = 0.5
 
 

@@ -3,8 +3,8 @@
 Only a small local refinement: the thermal image is warped with the configured transform, patches
 are matched within a few pixels, and a near-identity correction (affine, in rgb pixels) is fitted
 robustly through them. The residual is how far the corrected transform moves a 5x5 grid of thermal
-pixels, in pixels of a 640-wide rgb image. About 50-70 ms for a 640x512 thermal and a 1280x720 rgb
-image on one core (cv2.setNumThreads(1)); nothing is kept between calls.
+pixels, in pixels of a 640-wide rgb image. It runs on one core (cv2.setNumThreads(1)), off the frame
+path, so its cost does not delay fused frames; nothing is kept between calls.
 """
 
 from __future__ import annotations

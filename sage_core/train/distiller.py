@@ -261,11 +261,18 @@ class Distiller:
                 panels.append(self._teacher_out(batch)[0].clamp(0, 1))
         self.writer.add_images("samples/ir|vis|student|teacher", torch.cat(panels, dim=3), self.step)
 
+    def _parts(self) -> state.RunParts:
+        """What a checkpoint holds, built when needed so that it always names the current objects."""
+        return state.RunParts(self.out, self.config, self.student, self.teacher, self.projections,
+                              self.opt_student, self.sched_student, self.opt_teacher, self.sched_teacher,
+                              self.segmentation, self.sampler)
+
     def save(self, final: bool = False) -> None:
-        state.save(self, final)
+        if self.rank == 0:
+            state.save(self._parts(), self.step, self.history, final)
 
     def resume(self) -> None:
-        state.resume(self)
+        self.step, self.history = state.resume(self._parts(), self.device)
 
     # ----- the loop ---------------------------------------------------------------------------------
 
@@ -311,7 +318,8 @@ class Distiller:
         self.save(final=True)
         if self.writer is not None:
             self.writer.close()
-        return state.write_summary(self)
+        return state.write_summary(self.out, steps=self.step, world=self.world, timing=self.timing,
+                                   history=self.history, mask_cache=self.cache, write=self.rank == 0)
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
