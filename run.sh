@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates the Python environment if it is missing, then
 #   ./run.sh demo [sage-demo options]   runs the demo (fused output written under out/demo)
-#   ./run.sh test [pytest options]      runs the whole test suite
+#   ./run.sh test [pytest options]      runs the linter (ruff.toml), then the whole test suite
 #   ./run.sh env                        only creates / updates the environment
 # The environment is .venv beside this file (override with SAGE_VENV); it is rebuilt when setup.py changes.
 set -euo pipefail
@@ -30,7 +30,8 @@ cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   demo) ensure_env; exec "$venv/bin/sage-demo" "$@" ;;
-  test) ensure_env; exec "$venv/bin/python" -m pytest tests "$@" ;;
+  test) ensure_env; "$venv/bin/ruff" check --quiet . || { echo "run.sh: ruff found the problems above" >&2; exit 1; }
+        exec "$venv/bin/python" -m pytest tests "$@" ;;
   env)  ensure_env ;;
   *) echo "usage: ./run.sh demo|test|env [options]" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ from the ``[ros]`` extra (ROS 2 Kilted wheels) on a plain Python machine.
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -15,7 +16,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Real-time infrared + visible image fusion (SAGE, CVPR 2025) for ROS 2",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -54,16 +55,18 @@ setup(
         "export": ["onnx==1.23.2", "onnxruntime==1.32.0"],
         # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
         "tensorrt": ["torch-tensorrt"],
-        "dev": ["pytest==9.2.0", "hypothesis==6.148.0", "psutil==7.2.2"],
+        "dev": ["pytest==9.2.0", "hypothesis==6.148.0", "psutil==7.2.2", "ruff==0.17.6"],
     },
     entry_points={
         "console_scripts": [
-            "sage-fuse = sage_ros.bags.cli:main",  # image files, or a bag with --bag
+            "sage-fuse = sage_core.cli.fuse:main",  # image files; other modes from sage_fuse.modes
             "sage-calibrate = sage_core.cli.calibrate:main",
             "sage-demo = sage_ros.harness.demo:main",
             "fusion_node = sage_ros.fusion_node:main",
             "managed_fusion_node = sage_ros.managed_fusion_node:main",
         ],
+        # sage-fuse --bag: the bag mode, found by sage_core.cli.fuse without importing sage_ros by name.
+        "sage_fuse.modes": ["bag = sage_ros.bags.cli"],
     },
     zip_safe=True,
 )

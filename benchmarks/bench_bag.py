@@ -56,7 +56,8 @@ def main() -> None:
             for name, streams in INPUTS.items():
                 source, out = Path(tmp, f"{width}_{name}"), Path(tmp, f"{width}_{name}_fused")
                 write_pair_bag(source, pairs, PairStreams(**{**streams.__dict__, "rate_hz": args.rate}))
-                fresh = FramePipeline(fuser, ThermalNormalizer(params.thermal_config()), Aligner(params.alignment_config()))
+                fresh = FramePipeline(fuser, ThermalNormalizer(params.thermal_config()),
+                                      Aligner(params.alignment_config()))
                 result = fuse_bag(source, out, params, fusion=OfflineFusion(params, fresh))
                 rate = result.pairs / result.seconds
                 print(f"| {width}x{height} | {name} | {result.pairs} | {result.seconds:.1f} | {rate:.1f} | "

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import tempfile
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
 from sage_ros.parameters import launch_parameters
 
 #: Node parameters exposed as launch arguments -> their types (from the parameter table).

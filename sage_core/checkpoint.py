@@ -88,7 +88,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, CheckpointInfo]:
         raise CheckpointError(f"{path}: expected a checkpoint file, found a directory or special file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (corrupt, truncated, or not saved with torch.save "

@@ -13,8 +13,16 @@ import torch
 
 from sage_core.backends import Backend, TorchBackend, load_backend
 from sage_core.checkpoint import CheckpointInfo
-from sage_core.color import (LumaChroma, gray_to_uint8, ir_to_gray, ir_to_gray_torch, recompose_bgr,
-                             recompose_bgr_torch, vis_to_luma_chroma, vis_to_luma_chroma_torch)
+from sage_core.color import (
+    LumaChroma,
+    gray_to_uint8,
+    ir_to_gray,
+    ir_to_gray_torch,
+    recompose_bgr,
+    recompose_bgr_torch,
+    vis_to_luma_chroma,
+    vis_to_luma_chroma_torch,
+)
 from sage_core.errors import FusionInputError
 from sage_core.models import FusionModel
 from sage_core.options import DEFAULT_WEIGHTS, InferenceOptions, resolve_device

@@ -9,9 +9,9 @@ parameter table can read it in an interpreter without torch, OpenCV or numpy.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 DEVICES = ("auto", "cpu", "cuda")
 #: The backends' names plus ``auto``; sage_core.backends.registry checks its classes against this.

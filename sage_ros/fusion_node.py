@@ -30,7 +30,6 @@ import dataclasses
 import sys
 
 import numpy as np
-
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -248,7 +247,7 @@ class FusionNode(Node):
         def publish() -> None:  # with the settings the frame was made with, whatever changed since
             try:
                 self._publish(fused, p)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - as above: the node outlives any one frame
                 self.stats.failed("pair", exc)
             else:
                 self.stats.outcome(None)

@@ -13,8 +13,9 @@ shutdown        cleanup from any state
 ==============  ===========================================================================
 
 Parameters marked read-only can be changed while the node is unconfigured (they are read at
-configure) and are refused while it is configured. A failing transition (a bad parameter at configure, a model that does not load at activate) logs
-the reason and returns FAILURE, which leaves the node in its previous state.
+configure) and are refused while it is configured. A failing transition (a bad parameter at configure,
+a model that does not load at activate) logs the reason and returns FAILURE, which leaves the node in
+its previous state.
 
     ros2 run sage_ros managed_fusion_node
     ros2 lifecycle set /sage_fusion configure && ros2 lifecycle set /sage_fusion activate

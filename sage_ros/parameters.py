@@ -255,7 +255,8 @@ def from_values(values: dict[str, Any], base: FusionParams | None = None) -> Fus
 
 def launch_parameters() -> list[tuple[str, str, type]]:
     """(name, description, type) of the parameters ``fusion.launch.py`` exposes as launch arguments."""
-    return [(f.name, f.metadata["description"], parameter_kind(f)) for f in fields(FusionParams) if f.metadata["launch"]]
+    return [(f.name, f.metadata["description"], parameter_kind(f)) for f in fields(FusionParams)
+            if f.metadata["launch"]]
 
 
 def _yaml_value(value: Any) -> str:

@@ -58,8 +58,9 @@ def pipeline(fuser, params: FusionParams) -> FramePipeline:
     return FramePipeline(fuser, ThermalNormalizer(params.thermal_config()), Aligner(params.alignment_config()))
 
 
-def fusion(fuser, params: FusionParams = FusionParams()) -> OfflineFusion:
+def fusion(fuser, params: FusionParams | None = None) -> OfflineFusion:
     """The bag path's fusion with a model loaded once per test session."""
+    params = params or FusionParams()
     return OfflineFusion(params, pipeline(fuser, params))
 
 

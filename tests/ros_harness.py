@@ -18,8 +18,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from sage_ros.fusion_node import FusionNode
 from sage_ros.codec.image import array_to_image_fields
+from sage_ros.fusion_node import FusionNode
 from sage_ros.harness.probe import fusion_diagnostics, wait_for
 from sage_ros.topic_names import DIAGNOSTICS, FUSED_CAMERA_INFO, FUSED_IMAGE, camera_info_topic, image_topic
 
@@ -74,7 +74,8 @@ class Loopback:
                       "compressed": {"thermal": self.thermal_compressed_pub, "rgb": self.rgb_compressed_pub},
                       "compressedDepth": {"thermal": self.thermal_depth_pub}}
         inputs = [publishers[params.get(f"{camera}_transport", "raw")][camera] for camera in ("thermal", "rgb")]
-        self.thermal_info_pub = self.probe.create_publisher(CameraInfo, camera_info_topic("thermal"), qos_profile_sensor_data)
+        self.thermal_info_pub = self.probe.create_publisher(CameraInfo, camera_info_topic("thermal"),
+                                                            qos_profile_sensor_data)
         self.rgb_info_pub = self.probe.create_publisher(CameraInfo, camera_info_topic("rgb"), qos_profile_sensor_data)
         self.executor = SingleThreadedExecutor(context=self.context)  # as rclpy.spin runs the node
         self.executor.add_node(self.node)

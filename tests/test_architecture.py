@@ -12,7 +12,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CODE_FOLDERS = ("sage_core", "sage_ros", "training", "benchmarks", "launch")
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
-ROS = ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rcl_interfaces", "launch", "launch_ros", "sage_ros")
+LAUNCH_FILE = REPO / "launch" / "fusion.launch.py"
+#: ROS itself: rclpy, the message packages, launch.
+ROS_PACKAGES = ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rcl_interfaces", "builtin_interfaces",
+                "lifecycle_msgs", "launch", "launch_ros")
+ROS = (*ROS_PACKAGES, "sage_ros")
+#: The ROS-facing part of sage_ros: the node modules, node/ (subscriptions, publishers, /diagnostics) and the
+#: harness (it starts rclpy). Everything else in sage_ros (parameters, stream/, codec/, bags/) runs without ROS.
+ROS_FACING = ("sage_ros/fusion_node.py", "sage_ros/managed_fusion_node.py", "sage_ros/node/", "sage_ros/harness/")
 TRAINING_ONLY = ("sage_core.train", "sage_core.eval", "sage_core.cli", "segment_anything", "matplotlib",
                  "tensorboard")
 
@@ -52,10 +59,49 @@ def test_the_inference_path_never_imports_training_or_evaluation():
 
 def test_evaluation_does_not_import_training_and_the_node_neither():
     assert violations(python_files("sage_core/eval"), ("sage_core.train", "sage_core.cli")) == []
-    # The demo and the bag tool share the inference flags of every command; sage-fuse hands image files on.
-    allowed_cli = ("sage_core.cli.common", "sage_core.cli.fuse")
-    node_side = [v for v in violations(python_files("sage_ros"), TRAINING_ONLY) if not v.endswith(allowed_cli)]
-    assert node_side == []
+    assert violations(python_files("sage_ros"), TRAINING_ONLY) == []  # the inference path only
+
+
+def _in(path: Path, prefixes: tuple[str, ...]) -> bool:
+    relative = path.relative_to(REPO).as_posix()
+    return any(relative == p or (p.endswith("/") and relative.startswith(p)) for p in prefixes)
+
+
+def test_only_the_ros_facing_layer_imports_rclpy_or_message_types():
+    ros_free = [p for p in python_files("sage_ros") if not _in(p, ROS_FACING)]
+    assert any(_in(p, ("sage_ros/stream/",)) for p in ros_free) and any(_in(p, ("sage_ros/codec/",)) for p in ros_free)
+    assert violations(ros_free, ROS_PACKAGES) == []
+
+
+@pytest.mark.parametrize("layer, forbidden", [
+    ("sage_ros/codec", ("sage_ros.stream", "sage_ros.node", "sage_ros.bags", "sage_ros.harness")),
+    ("sage_ros/stream", ("sage_ros.node", "sage_ros.bags", "sage_ros.harness")),
+    ("sage_ros/node", ("sage_ros.bags", "sage_ros.harness")),
+    ("sage_ros/bags", ("sage_ros.node", "sage_ros.harness", "sage_ros.fusion_node")),
+])
+def test_sage_ros_layers_import_downwards_only(layer, forbidden):
+    assert violations(python_files(layer), forbidden) == []
+
+
+def test_the_parameter_table_and_the_launch_file_load_no_torch_opencv_or_backend():
+    """``ros2 launch`` may run in an interpreter without PyTorch: the launch file reads only the parameter table.
+    launch / launch_ros are stood in by empty modules here (their own cost is not ours)."""
+    code = ("import importlib.util, sys, types\n"
+            "for name in ('launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions',\n"
+            "             'launch_ros.substitutions'):\n"
+            "    stub = lambda *args, **kwargs: (args, kwargs)\n"
+            "    sys.modules[name] = types.SimpleNamespace(LaunchDescription=stub, DeclareLaunchArgument=stub,\n"
+            "        OpaqueFunction=stub, LaunchConfiguration=stub, Node=stub, FindPackageShare=stub)\n"
+            "import sage_ros.parameters\n"
+            f"spec = importlib.util.spec_from_file_location('fusion_launch', {str(LAUNCH_FILE)!r})\n"
+            "module = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(module)\n"
+            "assert module.generate_launch_description()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'cv2', 'onnxruntime', 'rclpy')\n"
+            "             or m.startswith('sage_core.backends')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("path", python_files(*CODE_FOLDERS), ids=lambda p: str(p.relative_to(REPO)))

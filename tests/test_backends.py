@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from sage_core.backends import (BACKENDS, OnnxRuntimeBackend, TensorRTBackend, available, auto_candidates,
-                                fold_batchnorm, load_backend)
+from sage_core.backends import (
+    BACKENDS,
+    OnnxRuntimeBackend,
+    TensorRTBackend,
+    auto_candidates,
+    available,
+    fold_batchnorm,
+    load_backend,
+)
 from sage_core.backends.cache import ArtifactCache
 from sage_core.backends.onnx_runtime import ONNX_OPSET
 from sage_core.checkpoint import file_sha256

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from conftest import DATASETS, require_shared
+
 from sage_core.cli.calibrate import main as calibrate_main
 from sage_core.image_files import read_image
 from sage_core.registration import grid_error, measure_residual, register

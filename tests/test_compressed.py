@@ -11,10 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sage_core.errors import FusionInputError
-from sage_ros.codec.compressed import (DEPTH_HEADER, BadCompressedImage, decode_compressed, encode_compressed_depth,
-                                 encode_jpeg, encode_png, parse_format)
+from sage_ros.codec.compressed import (
+    DEPTH_HEADER,
+    BadCompressedImage,
+    decode_compressed,
+    encode_compressed_depth,
+    encode_jpeg,
+    encode_png,
+    parse_format,
+)
 from sage_ros.codec.encodings import BadImage, to_bgr
-
 from tests.helpers import random_bgr
 
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sage_core.image_files import pair_images, read_image, read_pair, write_image_atomic
 from sage_core.errors import ImageReadError, PairingError
+from sage_core.image_files import pair_images, read_image, read_pair, write_image_atomic
 
 
 def _write(path: Path, shape=(8, 10, 3), dtype=np.uint8) -> Path:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
-from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.fuser import DEFAULT_WEIGHTS, Fuser
+from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
 from tests.helpers import source_weights
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 
-from sage_ros.harness.demo import main  # noqa: E402
+from sage_ros.harness.demo import main
 
 
 def test_demo_writes_pictures_and_a_summary(tmp_path, capsys):

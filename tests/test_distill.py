@@ -16,13 +16,13 @@ import torch
 
 pytest.importorskip("segment_anything", reason="segment-anything not installed (pip install -e .[sam])")
 
-from sage_core.checkpoint import load_model  # noqa: E402
-from sage_core.errors import ConfigError  # noqa: E402
-from sage_core.train.config import load_config  # noqa: E402
-from sage_core.train.distiller import Distiller  # noqa: E402
-from sage_core.synthetic import SyntheticScene  # noqa: E402
-from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT  # noqa: E402
-from tests.helpers import distill_main  # noqa: E402
+from sage_core.checkpoint import load_model
+from sage_core.errors import ConfigError
+from sage_core.synthetic import SyntheticScene
+from sage_core.train.config import load_config
+from sage_core.train.distiller import Distiller
+from tests.conftest import DATASETS, OFFICIAL_CHECKPOINT
+from tests.helpers import distill_main
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "training" / "configs" / "smoke.yaml"
@@ -214,7 +214,7 @@ def _distiller(data, tmp_path, **extra) -> Distiller:
 
 
 def test_teacher_follow_term_is_the_students_full_loss_with_roles_swapped(data, tmp_path):
-    from sage_core.train.losses import feature_loss, pixel_loss, contrastive_loss
+    from sage_core.train.losses import contrastive_loss, feature_loss, pixel_loss
 
     distiller = _distiller(data, tmp_path)
     batch = distiller._batch()

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sage_core.eval.baselines import AverageFusion, GuidedFilterFusion, MaxFusion, make_baseline
 from sage_core.errors import ConfigError
+from sage_core.eval.baselines import AverageFusion, GuidedFilterFusion, MaxFusion, make_baseline
 from sage_core.eval.metrics import METRICS
 from sage_core.synthetic import SyntheticScene
 from tests.helpers import training_main
@@ -66,7 +66,7 @@ def test_evaluate_writes_tables_csv_charts_and_mosaics(dataset, tmp_path, capsys
                          "--method", "avg=baseline:average", "--method", "files=" + str(folder),
                          "--method", "gff=baseline:gff", "--out", str(out), "--mosaics", "2", "--device", "cpu"])
     assert code == 0
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert len(rows) == 3 * 4 and set(METRICS) <= set(rows[0])
     timed = {r["method"]: bool(r["ms"]) for r in rows}
     assert timed == {"ours": True, "avg": True, "files": False, "gff": True}

@@ -9,13 +9,13 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 
-from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import CameraInfo  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo
 
-from sage_core.synthetic import SyntheticScene  # noqa: E402
-from sage_ros.parameters import ParameterError  # noqa: E402
-from tests.ros_harness import Loopback, make_image  # noqa: E402
+from sage_core.synthetic import SyntheticScene
+from sage_ros.parameters import ParameterError
+from tests.ros_harness import Loopback, make_image
 
 W, H = 80, 64
 SECOND = 1_000_000_000
@@ -76,7 +76,7 @@ def test_every_rgb_encoding_gives_the_same_colours(loop):
     for index, encoding in enumerate(["bgr8", "rgb8", "bgra8", "rgba8"]):
         stamp = (index + 1) * SECOND
         loop.send(thermal_msg(stamp, "mono8"), rgb_msg(stamp, encoding))
-        assert loop.wait_for(lambda: len(loop.fused) == index + 1)
+        assert loop.wait_for(lambda n=index + 1: len(loop.fused) == n)
         results[encoding] = np.frombuffer(bytes(loop.fused[-1].data), np.uint8)
     for encoding in ("rgb8", "bgra8", "rgba8"):
         assert np.array_equal(results[encoding], results["bgr8"]), encoding

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from sage_ros.codec.encodings import BadImage, to_bgr
-
 from sage_ros.codec.image import array_to_image_fields, image_to_array
 
 

@@ -160,8 +160,9 @@ def test_rviz_view_shows_thermal_rgb_and_fused():
 
 def test_launch_description_loads_when_launch_is_installed():
     pytest.importorskip("launch_ros", reason="launch / launch_ros are not installed here (they come with ROS 2)")
-    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument
+
+    from launch import LaunchDescription
 
     spec = importlib.util.spec_from_file_location("fusion_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
@@ -193,7 +194,7 @@ def test_wheel_installs_share_files_weights_and_executables(tmp_path):
         assert f"{data}/data/{path}" in names, path
     assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/harness/fastdds_loopback.xml"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for script in ("sage-fuse = sage_ros.bags.cli:main", "sage-demo = sage_ros.harness.demo:main",
+    for script in ("sage-fuse = sage_core.cli.fuse:main", "sage-demo = sage_ros.harness.demo:main",
                    "fusion_node = sage_ros.fusion_node:main",
                    "managed_fusion_node = sage_ros.managed_fusion_node:main"):
         assert script in entry_points

@@ -9,17 +9,17 @@ import pytest
 
 pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: pip install -e .[ros]")
 
-import rclpy  # noqa: E402
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
-from sage_core.synthetic import SyntheticScene  # noqa: E402
-from sage_ros.managed_fusion_node import ManagedFusionNode  # noqa: E402
-from tests.ros_harness import make_image, wait_for  # noqa: E402
+from sage_core.synthetic import SyntheticScene
+from sage_ros.managed_fusion_node import ManagedFusionNode
+from tests.ros_harness import make_image, wait_for
 
 FRAME = SyntheticScene(160, 128, seed=3).frame(0.5)
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from sage_core.errors import FusionInputError
 from sage_core.eval import metrics as M
 from sage_core.image_files import dataset_pairs, read_image, read_pair
-from sage_core.errors import FusionInputError
 
 RNG = np.random.default_rng(0)
 

@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 
-from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.parameter import Parameter
 
-from sage_core.cameras import Camera  # noqa: E402
-from sage_core.synthetic import SyntheticScene  # noqa: E402
-from tests.ros_harness import Loopback, make_image  # noqa: E402
+from sage_core.cameras import Camera
+from sage_core.synthetic import SyntheticScene
+from tests.ros_harness import Loopback, make_image
 
 W, H = 80, 64
 S, MS, DAY = 1_000_000_000, 1_000_000, 86_400 * 1_000_000_000

@@ -10,13 +10,13 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 
-from sensor_msgs.msg import CompressedImage  # noqa: E402
+from sensor_msgs.msg import CompressedImage
 
-from sage_core.cameras import Camera  # noqa: E402
-from sage_core.synthetic import SyntheticScene  # noqa: E402
-from sage_ros.node import fused_outputs  # noqa: E402
-from sage_ros.codec.compressed import decode_compressed, encode_compressed_depth, encode_jpeg, encode_png  # noqa: E402
-from tests.ros_harness import Loopback, make_compressed, make_image  # noqa: E402
+from sage_core.cameras import Camera
+from sage_core.synthetic import SyntheticScene
+from sage_ros.codec.compressed import decode_compressed, encode_compressed_depth, encode_jpeg, encode_png
+from sage_ros.node import fused_outputs
+from tests.ros_harness import Loopback, make_compressed, make_image
 
 W, H = 96, 80
 SECOND = 1_000_000_000

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from sage_core.image_files import dataset_pairs, read_image, read_pair
 from sage_core.fuser import Fuser
+from sage_core.image_files import dataset_pairs, read_image, read_pair
 
 
 def test_official_student_reproduces_released_outputs(official_checkpoint, m3fd):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sage_core.alignment import AlignmentConfig, Aligner, transform_intrinsics
+from sage_core.alignment import Aligner, AlignmentConfig, transform_intrinsics
 from sage_core.errors import ConfigError, FusionInputError
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 

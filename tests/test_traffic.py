@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 pytest.importorskip("psutil", reason="psutil not installed (pip install -e .[dev])")
 
-from sage_ros.harness.traffic import FAULTS, run_live  # noqa: E402
+from sage_ros.harness.traffic import FAULTS, run_live
 
 
 def test_faults_are_counted_by_kind_and_fusion_goes_on(tmp_path):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import platform
-import time
 import threading
+import time
 
 from sage_ros.stream.frames import Job
 from sage_ros.stream.memory import keep_freed_memory

@@ -25,7 +25,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
 #: Most pooled pixels the head runs on (e.g. 2 * 160 * 128: twice 640x512 at 1/4); None: no bound, the
 #: full graph's output (the default). See the module docstring.
 MAX_HEAD_PIXELS: int | None = None

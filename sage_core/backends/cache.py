@@ -104,7 +104,7 @@ class ArtifactCache:
             if problem is None:
                 try:
                     return load(path), f"loaded cached {kind} {path}"
-                except Exception as exc:  # a corrupt or incompatible engine: rebuild, never crash
+                except Exception as exc:  # noqa: BLE001 - a corrupt or incompatible engine: rebuild, never crash
                     problem = f"failed to load ({type(exc).__name__}: {str(exc)[:200]})"
             reason = f"cached {path.name} {problem}; rebuilt"
             log.warning(reason)

@@ -8,6 +8,7 @@ backend loader) are the only code that touches it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -53,8 +54,6 @@ def library_versions() -> dict:
     """Versions of the libraries an export depends on (recorded in its sidecar)."""
     versions = {"torch": torch.__version__}
     for name in ("onnx", "onnxruntime", "torch_tensorrt", "tensorrt"):
-        try:
+        with contextlib.suppress(ImportError):  # not installed: not part of the key
             versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
     return versions

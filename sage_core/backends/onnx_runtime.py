@@ -75,7 +75,7 @@ class OnnxRuntimeBackend(Backend):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types; one clear error instead
             raise BackendError(f"{path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
         self.fp16 = self.session.get_inputs()[0].type == "tensor(float16)"
         dims = self.session.get_inputs()[0].shape[-2:]

@@ -16,7 +16,7 @@ from sage_core.inference_settings import BACKEND_CHOICES
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (
     TorchBackend, TorchScriptBackend, OnnxRuntimeBackend, TensorRTBackend)}
 # The settings table names the choices without importing the backends (it must load without torch).
-if BACKEND_CHOICES != ("auto", *BACKENDS):
+if ("auto", *BACKENDS) != BACKEND_CHOICES:
     raise ImportError(f"sage_core.inference_settings.BACKEND_CHOICES {BACKEND_CHOICES} does not match the registry's "
                       f"backends {tuple(BACKENDS)}; add the new backend's name there")
 #: Export format (training/export.py --format) -> the backend that runs it.

@@ -77,7 +77,7 @@ class TensorRTBackend(ModuleBackend):
             raise BackendError(f"{path} is a TensorRT engine but {why}")
         try:
             module = import_torch_tensorrt().load(str(path)).module()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - TensorRT raises assorted types; one clear error instead
             raise BackendError(f"{path}: TensorRT cannot load this engine ({str(exc).splitlines()[0]}); engines "
                                "are specific to the GPU and TensorRT version: re-export it here") from None
         return cls(module, device, f"TensorRT engine, {meta.get('precision', 'fp32')}")

@@ -46,7 +46,7 @@ class TorchScriptBackend(ModuleBackend):
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 module = torch.jit.load(str(path), map_location=device)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - torch.jit raises assorted types; one clear error instead
             raise BackendError(f"{path}: not a loadable TorchScript file: {str(exc).splitlines()[0]}") from None
         return cls(module, device, meta.get("precision") == "fp16")
 

@@ -32,4 +32,5 @@ def build_model(arch: str, config: dict | None = None) -> FusionModel:
         raise CheckpointError(f"config {config!r} does not fit architecture {arch!r}: {exc}") from None
 
 
-__all__ = ["ARCHITECTURES", "AffineFuse", "CpuSplit", "FusionModel", "LiteFuse", "SPATeacher", "SageStudent", "build_model"]
+__all__ = ["ARCHITECTURES", "AffineFuse", "CpuSplit", "FusionModel", "LiteFuse", "SPATeacher", "SageStudent",
+           "build_model"]

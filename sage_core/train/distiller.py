@@ -40,8 +40,14 @@ from sage_core.train import state
 from sage_core.train.config import DistillConfig, build_section
 from sage_core.train.crops import Batch, CropSampler, make_batch
 from sage_core.train.data import TeacherOutputCache, load_training_items, mask_cache, training_pairs, validation_pairs
-from sage_core.train.losses import FeatureProjections, TripletWeights, feature_loss, features_match, teacher_loss, \
-    triplet_terms
+from sage_core.train.losses import (
+    FeatureProjections,
+    TripletWeights,
+    feature_loss,
+    features_match,
+    teacher_loss,
+    triplet_terms,
+)
 from sage_core.train.sam_priors import SamFeatures
 from sage_core.train.segmentation import LabelSource, SegmentationTerm
 

@@ -66,7 +66,7 @@ class SamModel:
 
 def _require_segment_anything():
     try:
-        import segment_anything  # noqa: F401
+        import segment_anything
     except ImportError:
         raise SamError("segment-anything is not installed: pip install -e .[sam]") from None
     return segment_anything
@@ -90,7 +90,7 @@ def build_sam(variant: str, checkpoint: str | os.PathLike) -> SamModel:
         raise SamError(f"{path}: SAM checkpoint not found (download sam_{variant}_*.pth from the SAM release)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
         raise CheckpointError(f"{path}: not a readable SAM checkpoint: {str(exc).splitlines()[0]}") from None
     key = "image_encoder.patch_embed.proj.weight"
     if not isinstance(state, dict) or key not in state:

@@ -10,6 +10,7 @@ Copied topics keep their bytes, definitions, QoS and log times (nothing is re-se
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -19,8 +20,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sage_core.cameras import Camera
-from sage_ros.bags.messages import (CAMERA_INFO, IMAGE, camera_info_message, decode_image, first_encoding,
-                                   image_message, read_camera_info)
+from sage_ros.bags.messages import (
+    CAMERA_INFO,
+    IMAGE,
+    camera_info_message,
+    decode_image,
+    first_encoding,
+    image_message,
+    read_camera_info,
+)
 from sage_ros.bags.offline import OfflineFusion
 from sage_ros.bags.storage import InputBag, OutputBag
 from sage_ros.bags.topics import ImageTopic, TopicError, choose_topics
@@ -143,8 +151,7 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
                 camera = camera_of.get(conn.topic)
                 if camera is None:
                     continue
-                decode = lambda allowed, t=conn.msgtype, r=raw, n=log_ns: decode_image(t, r, n, allowed)  # noqa: E731
-                for image in fusion.offer(camera, log_ns, decode):
+                for image in fusion.offer(camera, log_ns, functools.partial(decode_image, conn.msgtype, raw, log_ns)):
                     fused.write(image)
             fusion.finish()
             result.published, result.camera_infos = fused.published, fused.camera_infos

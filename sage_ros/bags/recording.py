@@ -93,7 +93,7 @@ def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, t
             recorder.image(f"{namespace}/thermal/image", pair.thermal, pair.thermal_encoding,
                            stamp + thermal_offset_ns, "thermal_optical", stamp)
         fused = recorder.connection(f"{namespace}/fused/image", IMAGE)
-        for index, (arrival_ns, msg) in sorted(result.fused_messages.items()):
+        for _, (arrival_ns, msg) in sorted(result.fused_messages.items()):
             stamp = stamp_ns(msg.header)
             array = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)
             array = array[..., 0] if msg.encoding == "mono8" else array

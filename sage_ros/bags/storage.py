@@ -108,8 +108,8 @@ def output_storage(path: Path, storage: str | None) -> str:
 
 class WriteQueue:
     """Writes messages on a thread of its own, in the order given, so that disk writes overlap decoding and
-    fusion (file writes were a third of a 1280x1024 bag's time; MCAP only: SQLite stays on its thread). At most ``depth`` messages wait; a write
-    error is raised by the next :meth:`put` or by :meth:`close`."""
+    fusion (file writes are a large share of a big bag's time; MCAP only: SQLite stays on its thread). At most
+    ``depth`` messages wait; a write error is raised by the next :meth:`put` or by :meth:`close`."""
 
     def __init__(self, write, lock: threading.Lock, depth: int = 16) -> None:
         self._write, self._lock = write, lock

@@ -16,7 +16,6 @@ from sage_ros.codec.encodings import BadImage
 from sage_ros.codec.header import Header, Stamp
 from sage_ros.codec.image import array_to_image_fields
 
-
 #: Encapsulation header -> struct byte order: plain CDR, big or little endian.
 _CDR_ORDER = {b"\x00\x00": ">", b"\x00\x01": "<"}
 

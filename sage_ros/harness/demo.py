@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sage_core.cli.common import add_inference_arguments
+from sage_core import inference_settings
 from sage_core.errors import SageError
 from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
@@ -55,24 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
     parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-    add_inference_arguments(parser)
+    inference_settings.add_arguments(parser)
     return parser
 
 
 def node_parameters(args: argparse.Namespace) -> dict[str, object]:
-    """The inference flags as the node's parameters (same names), the defaults left out."""
-    params: dict[str, object] = {"device": args.device, "backend": args.backend}
-    if args.model_file_path:
-        params["model_file_path"] = str(args.model_file_path.resolve())
-    if args.engine_cache_dir:
-        params["engine_cache_dir"] = str(args.engine_cache_dir.resolve())
-    if args.force_engine_update:
-        params["force_engine_update"] = True
-    if args.enable_fp16:
-        params["enable_fp16"] = True
-    if args.inference_threads:
-        params["inference_threads"] = args.inference_threads
-    return params
+    """The inference flags given, as the node's parameters (same names); the others keep the node's defaults."""
+    return inference_settings.given(args)
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:

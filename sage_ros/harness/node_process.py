@@ -25,7 +25,7 @@ class NodeProcess:
                    "--log-level", "sage_fusion:=info"]
         for name, value in params.items():
             command += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
-        self._log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - open for the process's life, closed by stop()
         env = os.environ.copy()
         if pythonpath:  # another checkout's node (a benchmark's baseline), in this environment
             env["PYTHONPATH"] = pythonpath

@@ -19,8 +19,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_core.cameras import Camera
-from sage_ros.codec.compressed import decode_compressed
 from sage_ros.codec.cdr import image_from_cdr
+from sage_ros.codec.compressed import decode_compressed
 from sage_ros.codec.encodings import CAMERA_ENCODINGS, BadImage
 from sage_ros.codec.header import stamp_ns
 from sage_ros.codec.image import image_to_array

@@ -19,10 +19,10 @@ import numpy as np
 
 from sage_core.cameras import Camera
 from sage_ros.codec.encodings import to_bgr
-from sage_ros.stream.guards import FormatGuard, StampGuard
 from sage_ros.parameters import FusionParams
-from sage_ros.stream.pairing import ApproximateTimePairer, Stamped
 from sage_ros.stream.frames import Frame
+from sage_ros.stream.guards import FormatGuard, StampGuard
+from sage_ros.stream.pairing import ApproximateTimePairer, Stamped
 
 
 class FrameIntake:
