@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sage_core.cameras import Camera
-from sage_ros.bags.cli import main
+from sage_core.cli.fuse import main  # sage-fuse: its bag mode is found by entry point
 from sage_ros.bags.fuse_bag import FUSED_TOPIC
 from sage_ros.bags.messages import IMAGE
 from sage_ros.bags.recording import BagRecorder, PairStreams, write_pair_bag
@@ -135,11 +135,14 @@ def test_one_given_topic_leaves_the_other_to_detection():
         choose_topics({"/x": (IMAGE, 1)}, "/x", "/x", lambda t: "")
 
 
-def test_help_describes_both_modes_and_python_m_runs_it():
-    done = subprocess.run([sys.executable, "-m", "sage_ros.bags", "--help"], capture_output=True, text=True,
+def test_help_describes_both_modes_and_python_m_runs_each():
+    done = subprocess.run([sys.executable, "-m", "sage_core.cli.fuse", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "--ir" in done.stdout and "--bag" in done.stdout
     assert "rosbag2" in done.stdout
+    bag_only = subprocess.run([sys.executable, "-m", "sage_ros.bags", "--help"], capture_output=True, text=True,
+                              timeout=120)
+    assert bag_only.returncode == 0 and "--bag" in bag_only.stdout and "--ir" not in bag_only.stdout
 
 
 def test_image_mode_still_answers_as_before(tmp_path, capsys):

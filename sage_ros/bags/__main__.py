@@ -1,4 +1,4 @@
-"""``python -m sage_ros.bags``: the same as ``sage-fuse`` (bag mode with ``--bag``, image files otherwise)."""
+"""``python -m sage_ros.bags``: sage-fuse's bag mode alone (the flags of ``sage-fuse --bag``)."""
 
 import sys
 
