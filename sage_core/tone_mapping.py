@@ -86,22 +86,26 @@ def blend(previous: ToneCurve, new: ToneCurve, weight: float) -> ToneCurve:
 
 
 def apply_curve(raw: np.ndarray, curve: ToneCurve) -> np.ndarray:
-    """Raw H x W -> float32 [0, 1] through the curve: a table lookup for 8/16-bit, interpolation otherwise."""
-    if raw.dtype in (np.uint8, np.uint16):
-        levels = 256 if raw.dtype == np.uint8 else 65536
-        table = np.interp(np.arange(levels, dtype=np.float64), curve.knots, curve.y).astype(np.float32)
-        if raw.dtype == np.uint8:
-            return cv2.LUT(raw, table)
-        return table[raw]  # 16-bit: one gather; cv2.LUT takes 8-bit input only
-    # Uniform knots: the bin index is arithmetic, no search (np.interp is 3x slower here).
-    bins = curve.y.size - 1
-    t = np.subtract(raw, np.float32(curve.x0), dtype=np.float32)
-    t *= np.float32(1.0 / curve.step)
-    np.clip(t, 0.0, np.float32(bins), out=t)
-    index = np.minimum(t.astype(np.int32), bins - 1)
-    t -= index
-    y = curve.y.astype(np.float32)
-    low = y[index]
-    t *= y[index + 1] - low
-    t += low
-    return t
+    """Raw H x W -> float32 [0, 1] through the curve, always by a table lookup.
+
+    8/16-bit values index a table directly. Other types (floats, wider integers) are first quantised to
+    65536 levels over the curve's knots (1/64 of a bin: far finer than any sensor's noise), which is
+    several times faster than interpolating every pixel.
+    """
+    if raw.dtype == np.uint8:
+        return cv2.LUT(raw, _table(curve, np.arange(256, dtype=np.float64)))
+    if raw.dtype == np.uint16:
+        return np.take(_table(curve, np.arange(65536, dtype=np.float64)), raw)  # 4x faster than table[raw]
+    levels = 65536
+    span = curve.step * (curve.y.size - 1)
+    scale = (levels - 1) / span
+    index = np.subtract(raw, np.float32(curve.x0), dtype=np.float32)
+    index *= np.float32(scale)
+    np.clip(index, 0.0, np.float32(levels - 1), out=index)
+    index += np.float32(0.5)  # the cast truncates: rounds to the nearest level
+    table = _table(curve, curve.x0 + np.arange(levels, dtype=np.float64) / scale)
+    return np.take(table, index.astype(np.uint16))
+
+
+def _table(curve: ToneCurve, values: np.ndarray) -> np.ndarray:
+    return np.interp(values, curve.knots, curve.y).astype(np.float32)

@@ -98,11 +98,11 @@ def test_the_two_ways_of_applying_a_curve_agree():
     curve = tone_mapping.plateau_curve(raw, 1000.0, 4800.0, 2.0)
     table = tone_mapping.apply_curve(raw, curve)
     interpolated = tone_mapping.apply_curve(raw.astype(np.float32), curve)
-    np.testing.assert_allclose(table, interpolated, atol=1e-5)
+    np.testing.assert_allclose(table, interpolated, atol=1e-3)  # floats are quantised to 1/64 of a bin
     assert table.min() == 0.0 and table.max() == 1.0 and table.dtype == np.float32
     small = (raw // 20).astype(np.uint8)
     np.testing.assert_allclose(tone_mapping.apply_curve(small, curve),
-                               tone_mapping.apply_curve(small.astype(np.float32), curve), atol=1e-5)
+                               tone_mapping.apply_curve(small.astype(np.float32), curve), atol=1e-3)
 
 
 def test_equalisation_gives_grey_levels_by_values_used_not_area():
