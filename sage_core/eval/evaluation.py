@@ -7,7 +7,8 @@ A method is given as ``NAME=SPEC``:
 - ``baseline:average|max|gff``: a classical rule through the same colour pipeline.
 
 Methods that fuse here are timed per image, so tables show quality and cost together. The tables,
-CSV and charts are written by :mod:`sage_core.eval.reports`.
+CSV and charts are written by :mod:`sage_core.eval.reports`. Clip folders (``ir.mp4`` + ``vis.mp4``) are
+sequences: :func:`evaluate_sequences` gives each fusing method's temporal stability next to its inputs'.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from sage_core.errors import SageError
 from sage_core.eval.baselines import make_baseline
 from sage_core.eval.metrics import METRICS, all_metrics
+from sage_core.eval.temporal import TemporalStability, read_clip
 from sage_core.fuser import Fuser, LuminanceFuser
 from sage_core.image_files import IMAGE_EXTENSIONS, ImagePair, dataset_pairs, read_image, read_pair, write_image_atomic
 from sage_core.visualize import mosaic
@@ -115,3 +117,31 @@ def evaluate(datasets: list[Path], methods: list[Method], mosaic_count: int = 0,
                 (out_dir / "mosaics").mkdir(parents=True, exist_ok=True)
                 write_image_atomic(out_dir / "mosaics" / f"{folder.name}_{pair.stem}.png", mosaic(panels, height=360))
     return results
+
+
+def evaluate_sequences(clips: list[Path], methods: list[Method], frames: int | None = None,
+                       progress: bool = True) -> dict[str, dict[str, dict[str, float]]]:
+    """{clip: {stream: temporal summary}} for the visible and thermal inputs and every method that fuses
+    (a folder of fused images has no frame order to follow); see :mod:`sage_core.eval.temporal`."""
+    fusing = [m for m in methods if m.fuser is not None]
+    results = {}
+    for folder in clips:
+        metric = TemporalStability()
+        for ir, vis in tqdm(read_clip(folder, frames), desc=f"sequence {folder.name}", unit="frame",
+                            disable=not progress):
+            metric.add(vis, {"visible": vis, "thermal": ir, **{m.name: m.fuser.fuse(ir, vis) for m in fusing}})
+        results[folder.name] = metric.summary()
+    return results
+
+
+def temporal_markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One table per clip: warping error (and its ratio to the visible input's), relative error, flicker."""
+    lines = []
+    for clip, summary in results.items():
+        visible = summary["visible"]["warping_error"]
+        lines += [f"### {clip} (temporal stability, {int(summary['visible']['pairs'])} frame pairs)", "",
+                  "| stream | warping error | / visible | relative | flicker |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {name} | {s['warping_error']:.2f} | {s['warping_error'] / visible:.2f} | "
+                  f"{s['relative_error']:.3f} | {s['brightness_flicker']:.3f} |" for name, s in summary.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Thermal tone mapping (issue 23, goal 1): the pumping table, drift, raw formats and cost, percentile vs plateau.
+
+    python benchmarks/bench_tone_mapping.py [--repeat 30] [--drift-frames 600]
+
+1. Issue 23's scene (640 x 512, 16-bit, background 7400-7800 counts, a person at 8300, from frame 30 a hot
+   engine block at 11000 counts over 12 % of the view): background mean grey and std, the person's grey,
+   its surroundings' grey and the share of its pixels clipped white, for frames 0-29 (mean), 30, 35, 59.
+2. Slow drift: one minute of the scene drifting by 5 % of its span, as ``--drift-frames`` frames: the
+   largest swing of each statistic over the minute.
+3. The same scene as 8-bit, 12-bit and float temperatures.
+4. Cost per frame (median of ``--repeat`` calls, interleaved, state carried between calls as in a stream) at 640 x 512
+   and 1280 x 1024, 16-bit and float, with the plateau method's ratio to the percentile method's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import numpy as np
+
+from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
+from sage_core.thermal_scene import HotObjectScene, grey_stats
+
+METHODS = ("percentile", "plateau")
+FORMATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "16-bit": lambda raw: raw,
+    "12-bit": lambda raw: np.clip((raw.astype(np.float64) - 6000) * 0.8, 0, 4095).round().astype(np.uint16),
+    "8-bit": lambda raw: np.clip((raw.astype(np.float64) - 7000) * (255 / 4500), 0, 255).round().astype(np.uint8),
+    "float K": lambda raw: raw.astype(np.float32) * np.float32(0.01) + np.float32(220.0),
+}
+
+
+def play(scene: HotObjectScene, method: str, frames: int, transform=FORMATS["16-bit"]) -> list[dict]:
+    normalizer = ThermalNormalizer(ThermalNormalizerConfig(method))
+    return [grey_stats(scene, normalizer(transform(scene.frame(i)))) for i in range(frames)]
+
+
+def pumping_table(scene: HotObjectScene) -> None:
+    print("## The hot object entering (640 x 512, 16-bit)\n")
+    print("| method | frame | background mean grey | background std | person grey | surroundings | person "
+          "clipped |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for method in METHODS:
+        stats = play(scene, method, 60)
+        rows = [("0-29", {k: float(np.mean([s[k] for s in stats[:30]])) for k in stats[0]})]
+        rows += [(str(i), stats[i]) for i in (30, 35, 59)]
+        for name, s in rows:
+            print(f"| {method} | {name} | {s['background_mean']:.1f} | {s['background_std']:.1f} | "
+                  f"{s['person']:.1f} | {s['surroundings']:.1f} | {100 * s['person_clipped']:.0f} % |")
+        before, after = rows[0][1], stats[59]
+        print(f"| {method} | change | {after['background_mean'] - before['background_mean']:+.1f} | "
+              f"{100 * (after['background_std'] / before['background_std'] - 1):+.0f} % | "
+              f"{after['person'] - before['person']:+.1f} | | |")
+    print()
+
+
+def drift_table(frames: int) -> None:
+    span = 8300 - 7400
+    scene = HotObjectScene(hot_from=10 ** 9, drift_per_frame=0.05 * span / frames)
+    print(f"## Slow drift: 5 % of the span ({0.05 * span:.0f} counts) over one minute, {frames} frames\n")
+    print("| method | background mean swing | background std swing | person swing | largest frame-to-frame "
+          "change of the background mean |\n| --- | --- | --- | --- | --- |")
+    for method in METHODS:
+        stats = play(scene, method, frames)
+        swing = {k: float(np.ptp([s[k] for s in stats])) for k in ("background_mean", "background_std", "person")}
+        step = float(np.abs(np.diff([s["background_mean"] for s in stats])).max())
+        print(f"| {method} | {swing['background_mean']:.2f} | {swing['background_std']:.2f} | "
+              f"{swing['person']:.2f} | {step:.2f} |")
+    print()
+
+
+def formats_table(scene: HotObjectScene) -> None:
+    print("## Raw formats (plateau): the same scene as other raw formats\n")
+    print("| format | background mean 0-29 -> 59 | background std 0-29 -> 59 | person - surroundings 0-29 / 59 |"
+          "\n| --- | --- | --- | --- |")
+    for name, transform in FORMATS.items():
+        stats = play(scene, "plateau", 60, transform)
+        b = {k: float(np.mean([s[k] for s in stats[:30]])) for k in stats[0]}
+        a = stats[59]
+        print(f"| {name} | {b['background_mean']:.1f} -> {a['background_mean']:.1f} | {b['background_std']:.1f} -> "
+              f"{a['background_std']:.1f} | {b['person'] - b['surroundings']:.0f} / "
+              f"{a['person'] - a['surroundings']:.0f} |")
+    print()
+
+
+def _cost_ms(frames: list[np.ndarray], repeat: int) -> dict[str, float]:
+    """Median ms per call of each method, the calls interleaved so that a busy machine slows both alike."""
+    normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in METHODS}
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    for index in range(len(frames) + repeat):
+        frame = frames[index % len(frames)]  # distinct frames: no repeat shortcut
+        for method, normalizer in normalizers.items():
+            started = time.perf_counter()
+            normalizer(frame)
+            if index >= len(frames):  # the first round only builds the stream's state, as in the node
+                times[method].append(time.perf_counter() - started)
+    return {m: 1000.0 * float(np.median(t)) for m, t in times.items()}
+
+
+def cost_table(repeat: int) -> None:
+    print(f"## Cost per frame (median of {repeat}, ms; this machine)\n")
+    print("| size | input | percentile | plateau | plateau / percentile |\n| --- | --- | --- | --- | --- |")
+    for width, height in ((640, 512), (1280, 1024)):
+        scene = HotObjectScene(width, height)
+        raw = [scene.frame(i) for i in (28, 29, 30, 31)]
+        for name, frames in (("uint16", raw), ("float32", [FORMATS["float K"](f) for f in raw])):
+            ms = _cost_ms(frames, repeat)
+            print(f"| {width}x{height} | {name} | {ms['percentile']:.2f} | {ms['plateau']:.2f} | "
+                  f"{ms['plateau'] / ms['percentile']:.2f} |")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=30, help="timed calls per case (default 30)")
+    parser.add_argument("--drift-frames", type=int, default=600, help="frames of the drift minute (default 600)")
+    args = parser.parse_args(argv)
+    scene = HotObjectScene()
+    pumping_table(scene)
+    drift_table(args.drift_frames)
+    formats_table(scene)
+    cost_table(args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
