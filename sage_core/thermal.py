@@ -40,9 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sage_core.errors import ConfigError, FusionInputError
-
 from sage_core import tone_mapping
+from sage_core.errors import ConfigError, FusionInputError
 
 METHODS = ("percentile", "minmax", "fixed", "plateau")
 #: Percentiles are estimated on every n-th pixel in each direction: ~16x fewer pixels, same range.

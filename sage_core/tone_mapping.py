@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 #: Histogram bins over the frame's range: finer than any structure worth a grey level, few enough to fill.
@@ -93,6 +92,8 @@ def apply_curve(raw: np.ndarray, curve: ToneCurve) -> np.ndarray:
     several times faster than interpolating every pixel.
     """
     if raw.dtype == np.uint8:
+        import cv2  # on first use: the node's parameter table imports sage_core.thermal, and loads no OpenCV
+
         return cv2.LUT(raw, _table(curve, np.arange(256, dtype=np.float64)))
     if raw.dtype == np.uint16:
         return np.take(_table(curve, np.arange(65536, dtype=np.float64)), raw)  # 4x faster than table[raw]

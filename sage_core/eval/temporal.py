@@ -14,9 +14,9 @@ for the same relative noise.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
