@@ -57,6 +57,7 @@ from sage_ros.stream.intake import FrameIntake
 from sage_ros.stream.memory import keep_freed_memory
 from sage_ros.stream.pairing import Stamped
 from sage_ros.stream.stats import FusionStats
+from sage_ros.stream.time_offset import OffsetWatch
 from sage_ros.stream.worker import InferenceWorker
 from sage_ros.topic_names import DIAGNOSTICS
 
@@ -87,6 +88,7 @@ class FusionNode(Node):
         self.inputs: ImageInputs | None = None
         self.worker: InferenceWorker | None = None
         self.alignment_watch: AlignmentWatch | None = None
+        self.offset_watch: OffsetWatch | None = None
         self.health: HealthMonitor | None = None
         self._timers = []
         try:
@@ -145,6 +147,8 @@ class FusionNode(Node):
         is_stale = Staleness(self._last_arrival_ns, lambda: self.params.stale_timeout)
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
                                   self.get_logger().warning)
+        self.offset_watch = OffsetWatch(self.intake.time_offset)
+        self.offset_watch.start()
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
                                     self.inputs.subscriptions, self.intake, self.outputs.topic_names,
@@ -172,6 +176,9 @@ class FusionNode(Node):
         self.inputs = None
         if self.alignment_watch is not None:
             self.alignment_watch.stop()
+        if self.offset_watch is not None:
+            self.offset_watch.stop()
+            self.offset_watch = None
 
     def cleanup(self) -> None:
         """Back to unconfigured: deactivate if needed, free the model, destroy the publishers."""

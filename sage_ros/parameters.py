@@ -109,6 +109,14 @@ class FusionParams:
                             low=1, high=1000)
     slop: float = param(0.05, "largest stamp difference (s) between a thermal and an rgb image that may pair",
                         low=0.0, high=10.0, launch=True)
+    time_offset: float = param(
+        0.0, "seconds the thermal camera's stamps are late against the rgb camera's for the same moment "
+        "(subtracted from thermal stamps before pairing); with auto_time_offset, where the estimate starts",
+        low=-10.0, high=10.0)
+    auto_time_offset: bool = param(
+        False, "estimate the camera time offset from image content (both streams' motion, cross-correlated over "
+        "10 s; reported in /diagnostics either way) and apply it to pairing, in steps of at most 50 ms and only "
+        "when the estimate is confident (never on a static scene)", read_only=True, launch=True)
     max_stamp_jump: float = param(
         1.0, "a stamp further than this (s) from where both cameras' clocks should be is rejected (counted as "
         "stamp_jump), unless adopt_after_frames consistent stamps follow (a camera or bag clock jump)",

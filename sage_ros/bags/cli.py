@@ -39,16 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (once the new bag is "
                         "complete)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--time-offset", type=_time_offset, metavar="auto|SECONDS",
+                        help="the thermal camera's stamps are this late against the RGB camera's (subtracted before "
+                        "pairing), or auto: estimated from the images and followed (the node's auto_time_offset)")
     # Defaults None: a flag not given leaves the parameters file (or the node's default) in force.
     inference_settings.add_arguments(parser, unset_defaults=True)
     return parser
+
+
+def _time_offset(text: str) -> dict[str, object]:
+    """--time-offset: the node parameters it stands for."""
+    if text == "auto":
+        return {"auto_time_offset": True}
+    try:
+        return {"time_offset": float(text)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of seconds such as -0.033, got {text!r}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
     from sage_ros.bags.fuse_bag import fuse_bag, report  # rosbags loads only in bag mode
     from sage_ros.bags.params_file import load_params
 
-    params, ignored = load_params(args.params, inference_settings.given(args))
+    params, ignored = load_params(args.params, {**inference_settings.given(args), **(args.time_offset or {})})
     if ignored:
         print(f"sage-fuse: {args.params}: ignoring parameters the fusion node does not declare: "
               f"{', '.join(ignored)}", file=sys.stderr)

@@ -61,6 +61,7 @@ class BagFusionResult:
     fuse_seconds: float = 0.0  # in the pipeline (thermal normalisation, alignment, model)
     seconds: float = 0.0  # reading, decoding, fusing and writing: the whole pass over the bag, model loaded
     adopted: list[str] = field(default_factory=list)
+    time_offset: str = ""  # the camera time offset applied at the end and the last estimate, for people
 
 
 def _choose(source: InputBag, thermal_topic: str | None, rgb_topic: str | None) -> dict[Camera, ImageTopic]:
@@ -160,6 +161,7 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
     result.pairs, result.passthrough = stats.pairs, stats.passthrough
     result.inference_errors, result.unpaired = stats.inference_failures, fusion.unpaired
     result.bad, result.first_bad, result.adopted = stats.bad.counts(), stats.bad.first(), fusion.adopted
+    result.time_offset = fusion.time_offset_summary()
     result.fuse_seconds = fusion.fuse_seconds
     return result
 
@@ -184,4 +186,5 @@ def report(result: BagFusionResult) -> str:
         kinds = ", ".join(f"{kind} {count} (first: {result.first_bad[kind]})" for kind, count in result.bad.items())
         lines.append(f"sage-fuse: dropped {sum(result.bad.values())} bad messages, as the node would: {kinds}")
     lines += [f"sage-fuse: adopted {change}" for change in result.adopted]
+    lines.append(f"sage-fuse: camera time offset {result.time_offset}")
     return "\n".join(lines)

@@ -26,6 +26,9 @@ from sage_ros.stream.intake import FrameIntake
 from sage_ros.stream.pairing import Stamped
 from sage_ros.stream.stats import FusionStats
 
+#: How often the camera time offset is estimated again (log time), as the node's OffsetWatch does.
+OFFSET_UPDATE_NS = 1_000_000_000
+
 
 class OfflineFusion:
     """Feed it each camera message in log-time order (:meth:`offer`); it returns what the node would publish."""
@@ -43,6 +46,7 @@ class OfflineFusion:
                                   self.adopted.append)
         self.fuse_seconds = 0.0
         self._outputs: list[FusedFrame] = []
+        self._offset_updated_ns: int | None = None  # log time of the last time-offset update (the node's: 1 s)
 
     @property
     def unpaired(self) -> int:
@@ -55,6 +59,10 @@ class OfflineFusion:
         if self._is_stale.started is None:
             self._is_stale.started = log_ns
         self._arrivals[camera] = log_ns  # a bad message still shows the camera is alive, as in the node
+        if self._offset_updated_ns is None or log_ns - self._offset_updated_ns >= OFFSET_UPDATE_NS:
+            if self._offset_updated_ns is not None:  # once a second of log time, as the node's watch
+                self.intake.time_offset.update()
+            self._offset_updated_ns = log_ns
         try:
             decoded = decode(CAMERA_ENCODINGS[camera])
         except BadImage as exc:
@@ -85,6 +93,14 @@ class OfflineFusion:
             self.stats.count("published")
         finally:
             self.fuse_seconds += time.perf_counter() - started
+
+    def time_offset_summary(self) -> str:
+        """The camera time offset in force and the last estimate, in words."""
+        estimator = self.intake.time_offset
+        estimate = estimator.last
+        found = "none" if estimate.offset_s is None else f"{1000 * estimate.offset_s:+.1f} ms"
+        return (f"applied {1000 * estimator.applied_s:+.1f} ms ({'auto' if estimator.follow else 'fixed'}); "
+                f"estimate {found} ({estimate.reason})")
 
     def finish(self) -> None:
         """End of the bag: what still waits for a partner never gets one (counted as unpaired)."""

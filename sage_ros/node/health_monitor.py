@@ -111,6 +111,17 @@ class HealthMonitor:
             warning = f"misaligned: residual {px:.1f} px > alignment_warn_px {params.alignment_warn_px:g}"
         return items, warning
 
+    def _time_offset(self) -> list[tuple[str, str]]:
+        """Diagnostics key-values of the camera time offset: in force, estimated, how sure, why."""
+        estimator = self.intake.time_offset
+        estimate = estimator.last
+        estimated = "" if estimate.offset_s is None else f"{1000 * estimate.offset_s:.1f}"
+        return [("camera time offset applied (ms)", f"{1000 * estimator.applied_s:.1f}"),
+                ("camera time offset estimate (ms)", estimated),
+                ("camera time offset confidence", f"{estimate.confidence:.2f}"),
+                ("camera time offset", ("following the estimate: " if estimator.follow else "estimate only "
+                                        "(auto_time_offset false): ") + estimate.reason)]
+
     def _idle(self, params: FusionParams) -> tuple[list[tuple[str, str]], str | None]:
         """Diagnostics key-values of lazy processing, and the idle message while nobody subscribes."""
         idle_since = self.idle_since()
@@ -129,7 +140,7 @@ class HealthMonitor:
         alignment_items, misaligned = self._alignment(params)
         idle_items, idle = self._idle(params)
         level, message = assess_health(self.stats, stale, silent, self.model, self.starved(), misaligned, idle)
-        values = self.stats.key_values(self.intake.unpaired, alignment_items + idle_items)
+        values = self.stats.key_values(self.intake.unpaired, alignment_items + self._time_offset() + idle_items)
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         array.status = [DiagnosticStatus(level=LEVELS[level], name=f"{self.node.get_name()}: fusion",

@@ -23,6 +23,7 @@ from sage_ros.parameters import FusionParams
 from sage_ros.stream.frames import Frame
 from sage_ros.stream.guards import FormatGuard, StampGuard
 from sage_ros.stream.pairing import ApproximateTimePairer, Stamped
+from sage_ros.stream.time_offset import TimeOffsetEstimator
 
 
 class FrameIntake:
@@ -44,6 +45,7 @@ class FrameIntake:
         self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
         self.format_guard = FormatGuard(params.adopt_after_frames)
         self.pairer = ApproximateTimePairer(params.queue_size, params.slop, on_pair)
+        self.time_offset = TimeOffsetEstimator(params.time_offset, params.auto_time_offset)
         self.sizes: dict[Camera, tuple[int, int]] = {}  # (width, height) of each camera's latest accepted image
         self.last_stamp: dict[Camera, int] = {}
 
@@ -59,11 +61,13 @@ class FrameIntake:
     def reconfigure(self, params: FusionParams) -> None:
         """Apply the run-time changeable parameters (slop, queue size, guard settings)."""
         with self._lock:
-            self.params = params
             self.pairer.configure(params.queue_size, params.slop)
             self.stamp_guard.max_jump_s = params.max_stamp_jump
             self.stamp_guard.adopt_after = params.adopt_after_frames
             self.format_guard.adopt_after = params.adopt_after_frames
+            if params.time_offset != self.params.time_offset:  # a known offset set at run time
+                self.time_offset.applied_s = params.time_offset
+            self.params = params
 
     def accept(self, camera: Camera, array: np.ndarray, encoding: str, header, stamp_ns: int, now_ns: int) -> bool:
         """One decoded image of ``camera`` (``encoding`` describes ``array``) with its header and stamp, at
@@ -77,16 +81,19 @@ class FrameIntake:
         verdict = self.stamp_guard.check(camera, stamp_ns, now_ns)
         if not self._accepted(camera, verdict):
             return False
+        self.time_offset.add(camera, stamp_ns, array)
+        # Pairing sees thermal stamps moved onto the rgb camera's clock by the offset in force.
+        pair_ns = stamp_ns - round(self.time_offset.applied_s * 1e9) if camera is Camera.THERMAL else stamp_ns
         if verdict.adopted:
             self.pairer.flush(camera)  # what waits was stamped by the old clock
         else:  # back from a clock adopted for a while: drop what that clock stamped ahead of us
-            self.pairer.flush(camera, newer_than_ns=stamp_ns + int(self.params.max_stamp_jump * 1e9))
+            self.pairer.flush(camera, newer_than_ns=pair_ns + int(self.params.max_stamp_jump * 1e9))
         self.sizes[camera] = (array.shape[1], array.shape[0])
         self.last_stamp[camera] = stamp_ns
         if camera is Camera.RGB:
             array = to_bgr(array, encoding)
         frame = Frame(array, header, encoding)
-        paired = self.pairer.add(camera, stamp_ns, frame)
+        paired = self.pairer.add(camera, pair_ns, frame)
         if not paired and self.params.on_stale == "passthrough" and self._is_stale(camera.other):
             self._on_single(camera, frame)
         return True
