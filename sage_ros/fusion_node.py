@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -111,7 +113,8 @@ class FusionNode(Node):
         if p.engine_file_path:
             self.get_logger().warning(f"parameter engine_file_path is deprecated: engines are cached one per key in "
                                       f"a folder; using {p.engine_cache_folder} (set engine_cache_dir instead)")
-        self.stats = FusionStats(log_bad=self.get_logger().warning)
+        # One clock: the node's (ROS time; /clock under use_sim_time) for stamps, rates and latency.
+        self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
         self.outputs = FusedOutputs(self._create_output_publisher, p.qos_depth)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
@@ -144,18 +147,22 @@ class FusionNode(Node):
                                               p.auto_align, p.auto_align_checks, self._on_homography_update)
         self.alignment_watch.start()
         self.demand = Demand(self.outputs.wanted, lambda: self.params.lazy, self.get_logger().info)
-        is_stale = Staleness(self._last_arrival_ns, lambda: self.params.stale_timeout)
+        is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
+                             lambda: self.params.stale_timeout, (self._now_ns, time.monotonic_ns))
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
                                   self.get_logger().warning)
         self.offset_watch = OffsetWatch(self.intake.time_offset)
         self.offset_watch.start()
-        self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report)
+        self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report,
+                                  self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
                                     self.inputs.subscriptions, self.intake, self.outputs.topic_names,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
                                     lambda: self.demand.idle_since)
-        self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics),
-                        self.create_timer(0.25, self.health.watchdog)]
+        # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),
+                        self.create_timer(0.25, self.health.watchdog, clock=steady)]
         topics = {camera: self.inputs.subscriptions[camera].topic_name for camera in Camera}
         self.get_logger().info(
             f"fusing {topics[Camera.THERMAL]} ({p.thermal_transport}) + {topics[Camera.RGB]} ({p.rgb_transport}) "
@@ -224,9 +231,8 @@ class FusionNode(Node):
 
     # ----- input (executor and decoder threads, through the intake) ----------------------------
 
-    def _last_arrival_ns(self, camera: Camera) -> int | None:
-        last = self.stats.last_arrival(camera.label)  # monotonic s, as the rate meters count
-        return None if last is None else round(last * 1e9)
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
 
     def _on_single(self, camera: Camera, frame: Frame) -> None:
         self.stats.count("passthrough")
@@ -265,7 +271,7 @@ class FusionNode(Node):
         info = self.inputs.camera_info.get(self.pipeline.reference) if fused.plan is not None else None
         if info is not None:
             self.outputs.publish_info(fused_camera_info_fields(info, fused.plan, *fused.image.shape[:2]), fused.header)
-        latency = (self.get_clock().now().nanoseconds - stamp_ns(fused.header)) / 1e9
+        latency = (self._now_ns() - stamp_ns(fused.header)) / 1e9
         if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
             self.stats.record(latency_ms=1000 * latency)
         self.stats.count("published")

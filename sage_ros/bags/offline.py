@@ -40,13 +40,16 @@ class OfflineFusion:
         self.adopted: list[str] = []  # changes of clock, encoding or size the guards adopted (the node logs them)
         self._arrivals: dict[Camera, int] = {}  # log time of each camera's latest message
         self._now_ns = 0
-        self._is_stale = Staleness(self._arrivals.get, lambda: self.params.stale_timeout, lambda: self._now_ns)
+        self._is_stale = Staleness(self._last_arrival, lambda: self.params.stale_timeout, (lambda: self._now_ns,))
         self._is_stale.started = None  # set by the first message
         self.intake = FrameIntake(params, self._on_pair, self._on_single, self._is_stale, self.stats.bad.report,
                                   self.adopted.append)
         self.fuse_seconds = 0.0
         self._outputs: list[FusedFrame] = []
         self._offset_updated_ns: int | None = None  # log time of the last time-offset update (the node's: 1 s)
+
+    def _last_arrival(self, camera: Camera) -> tuple[int] | None:
+        return (self._arrivals[camera],) if camera in self._arrivals else None
 
     @property
     def unpaired(self) -> int:
@@ -57,7 +60,7 @@ class OfflineFusion:
         (raising BadImage). Returns the images the node would publish in answer, often none."""
         self._now_ns = log_ns
         if self._is_stale.started is None:
-            self._is_stale.started = log_ns
+            self._is_stale.started = (log_ns,)
         self._arrivals[camera] = log_ns  # a bad message still shows the camera is alive, as in the node
         if self._offset_updated_ns is None or log_ns - self._offset_updated_ns >= OFFSET_UPDATE_NS:
             if self._offset_updated_ns is not None:  # once a second of log time, as the node's watch

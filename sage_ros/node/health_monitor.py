@@ -87,8 +87,8 @@ class HealthMonitor:
     def starved(self) -> str | None:
         """Why nothing was published for stale_timeout although both cameras are live, or None."""
         params = self.params()
-        now, timeout = time.monotonic(), params.stale_timeout
-        last_output = self.stats.last_arrival("fused") or self.is_stale.started / 1e9
+        now, timeout = self.stats.clock() / 1e9, params.stale_timeout  # the node's clock, as the arrivals
+        last_output = self.stats.last_arrival("fused") or self.is_stale.started[0] / 1e9
         if now - last_output <= timeout or any(self.is_stale(camera) for camera in Camera):
             return None
         if self.idle_since() is not None:  # nothing was asked for: not a fault

@@ -11,7 +11,6 @@ Either way the image then goes to the node's :class:`~sage_ros.stream.intake.Fra
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -39,8 +38,10 @@ class ImageInputs:
     """
 
     def __init__(self, node, params: FusionParams, stats: FusionStats, intake: FrameIntake,
-                 wanted: Callable[[], bool], report_bad: Callable[[str, str, str], None]) -> None:
-        self.node, self.stats, self.intake = node, stats, intake
+                 wanted: Callable[[], bool], report_bad: Callable[[str, str, str], None],
+                 clock: Callable[[], int]) -> None:
+        """``clock()``: now in ns on the node's clock, which the stamp checks compare stamps with."""
+        self.node, self.stats, self.intake, self.clock = node, stats, intake, clock
         self._wanted, self._report_bad = wanted, report_bad
         self.camera_info: dict[Camera, CameraInfo] = {}
         self.decoders: dict[Camera, DecodeQueue] = {}
@@ -118,4 +119,4 @@ class ImageInputs:
         self._accept(camera, array, encoding, msg.header)
 
     def _accept(self, camera: Camera, array: np.ndarray, encoding: str, header) -> None:
-        self.intake.accept(camera, array, encoding, header, stamp_ns(header), time.monotonic_ns())
+        self.intake.accept(camera, array, encoding, header, stamp_ns(header), self.clock())

@@ -30,7 +30,7 @@ ACCEPT = Verdict(True)
 @dataclass
 class _Clock:
     stamp_ns: int  # the last accepted stamp
-    arrival_ns: int  # when it arrived (monotonic)
+    arrival_ns: int  # when it arrived (the node's clock, or the bag's log time)
 
     def expected(self, now_ns: int) -> int:
         """Where this stream's stamps should be now, if its clock runs like ours."""

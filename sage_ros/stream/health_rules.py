@@ -38,20 +38,24 @@ def is_stale(last_arrival_ns: int | None, started_ns: int, now_ns: int, timeout_
 
 
 class Staleness:
-    """``staleness(camera)``: whether a camera is stale now, by :func:`is_stale` on one clock (ns).
+    """``staleness(camera)``: whether a camera is stale now, by :func:`is_stale` on each of its clocks (ns).
 
-    ``last_arrival(camera)``: when its latest message arrived (None: never); ``timeout()``: the
-    ``stale_timeout`` in force (s); ``clock()``: now. A camera that never sent counts from ``started``
-    (construction time; the bag tool sets it to the first message's log time).
+    ``last_arrival(camera)``: when its latest message arrived, one time per clock (None: never);
+    ``timeout()``: the ``stale_timeout`` in force (s); ``clocks``: now on each clock. Stale on any clock
+    is stale: the node passes its own clock (ROS time: a simulator's or a played bag's) and the steady
+    clock, so that a paused bag, whose clock stands still, still makes its cameras stale. A camera that
+    never sent counts from ``started`` (construction; the bag tool sets it to the first log time).
     """
 
-    def __init__(self, last_arrival: Callable[[Camera], int | None], timeout: Callable[[], float],
-                 clock: Callable[[], int] = time.monotonic_ns) -> None:
-        self._last_arrival, self._timeout, self.clock = last_arrival, timeout, clock
-        self.started = clock()
+    def __init__(self, last_arrival: Callable[[Camera], tuple[int, ...] | None], timeout: Callable[[], float],
+                 clocks: tuple[Callable[[], int], ...] = (time.monotonic_ns,)) -> None:
+        self._last_arrival, self._timeout, self.clocks = last_arrival, timeout, clocks
+        self.started: tuple[int, ...] | None = tuple(clock() for clock in clocks)
 
     def __call__(self, camera: Camera) -> bool:
-        return is_stale(self._last_arrival(camera), self.started, self.clock(), self._timeout())
+        last, timeout = self._last_arrival(camera), self._timeout()
+        return any(is_stale(None if last is None else last[i], self.started[i], clock(), timeout)
+                   for i, clock in enumerate(self.clocks))
 
 
 def assess_health(stats: FusionStats, stale: list[str], silent: list[str], model: str,

@@ -6,7 +6,7 @@ what waits for pairing when a stream's clock changes, turns RGB into BGR, and pa
 (``ApproximateTimePairer``). A frame that finds no partner while the other camera is stale goes out
 alone under ``on_stale: passthrough``. The live node (``image_inputs.py``) and the bag tool
 (``bags/offline.py``) both run their images through it, so recorded data is treated exactly as
-live data; they differ only in what "now" is (the monotonic clock, or the bag's log time).
+live data; they differ only in what "now" is (the node's clock, or the bag's log time).
 Thread-safe: the executor and the decoder threads feed one intake, and parameter changes reconfigure it.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class RateMeter:
         self.last: float | None = None
 
     def tick(self, now: float) -> None:
+        if self.last is not None and now < self.last:  # the clock went back (a bag looped): start afresh
+            self.times.clear()
         self.times.append(now)
         self.last = now
         self._expire(now)
@@ -61,9 +64,14 @@ class FusionStats:
 
     STREAMS = ("thermal", "rgb", "fused")
 
-    def __init__(self, log_bad=None) -> None:
-        """``log_bad(text)``: where bad messages are logged (rate-limited); None counts them silently."""
+    def __init__(self, log_bad: Callable[[str], None] | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        """``log_bad(text)``: where bad messages are logged (rate-limited); None counts them silently.
+        ``clock()``: now in ns, the clock rates and arrivals are measured on (the node's: ROS time, so a
+        played bag's rates are the cameras' own); arrivals are also kept on the steady clock."""
         self.lock = threading.Lock()
+        self.clock = clock
+        self._arrivals_ns: dict[str, tuple[int, int]] = {}  # stream -> (clock ns, steady ns) of the latest
         self.rates = {name: RateMeter() for name in self.STREAMS}
         self.pair_dt_ms = Window()
         self.inference_ms = Window()
@@ -102,12 +110,20 @@ class FusionStats:
             return self.last_error if time.monotonic() - self.last_outcome[1] <= memory_s else None
 
     def arrived(self, stream: str) -> None:
+        now, steady = self.clock(), time.monotonic_ns()
         with self.lock:
-            self.rates[stream].tick(time.monotonic())
+            self.rates[stream].tick(now / 1e9)
+            self._arrivals_ns[stream] = (now, steady)
 
     def last_arrival(self, stream: str) -> float | None:
+        """When ``stream``'s latest message arrived (s on ``clock``), or None."""
         with self.lock:
             return self.rates[stream].last
+
+    def last_arrival_ns(self, stream: str) -> tuple[int, int] | None:
+        """When ``stream``'s latest message arrived, (ns on ``clock``, ns on the steady clock), or None."""
+        with self.lock:
+            return self._arrivals_ns.get(stream)
 
     def record(self, **samples: float) -> None:
         with self.lock:
@@ -121,7 +137,7 @@ class FusionStats:
     def key_values(self, unpaired: int, extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
         """The /diagnostics values as (key, value) text pairs."""
         bad = self.bad.counts()
-        now = time.monotonic()
+        now = self.clock() / 1e9
         with self.lock:
             items = [(f"{name} rate (Hz)", f"{meter.rate(now):.2f}") for name, meter in self.rates.items()]
             for label, window in (("pair stamp difference (ms)", self.pair_dt_ms),
