@@ -158,7 +158,7 @@ class FusionNode(Node):
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
                                     self.inputs.subscriptions, self.intake, self.outputs.topic_names,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
-                                    lambda: self.demand.idle_since)
+                                    lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats)
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),

@@ -134,6 +134,15 @@ class FusionParams:
     thermal_range_smoothing: float = param(
         0.8, "weight of the previous range when smoothing the automatic range over time (0: none); avoids "
         "flicker", low=0.0, high=0.99)
+    thermal_plateau_level: float = param(
+        3.0, "plateau method: each histogram bin is capped at this many times the mean count of the occupied "
+        "bins (lower: closer to a linear stretch; higher: closer to full equalisation)", low=0.1, high=1000.0)
+    thermal_plateau_tail: float = param(
+        0.1, "plateau method: percent of pixels at each end mapped to black and white", low=0.0, high=49.0)
+    thermal_detect_repeats: bool = param(
+        True, "recognise a thermal frame equal to the previous one (a flat-field correction freeze): it does not "
+        "move the automatic range, the jump after it is not taken for a change of scene, and it is counted in "
+        "/diagnostics")
     qos_reliability: str = param("best_effort", "reliability of the input subscriptions (sensor data: "
                                  "best_effort)", read_only=True, choices=("best_effort", "reliable"), launch=True)
     qos_depth: int = param(5, "history depth of the input subscriptions and the output publisher", read_only=True,
@@ -164,7 +173,9 @@ class FusionParams:
 
         return ThermalNormalizerConfig(self.thermal_normalization, self.thermal_low_percentile,
                                        self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
-                                       self.thermal_range_smoothing)
+                                       self.thermal_range_smoothing, plateau_level=self.thermal_plateau_level,
+                                       plateau_tail=self.thermal_plateau_tail,
+                                       detect_repeats=self.thermal_detect_repeats)
 
     def alignment_config(self) -> AlignmentConfig:
         from sage_core.alignment import AlignmentConfig
@@ -251,7 +262,7 @@ def check_rules(params: FusionParams) -> None:
 
 
 _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
-                  "thermal_fixed_max", "thermal_range_smoothing")
+                  "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
 

@@ -269,3 +269,14 @@ def test_engine_cache_dir_holds_the_built_engines(tmp_path):
         assert list((tmp_path / "cache").glob("onnx_*.onnx")) and list((tmp_path / "cache").glob("onnx_*.onnx.json"))
     finally:
         harness.close()
+
+
+@pytest.mark.parametrize("loop", [{"diagnostics_period": 0.1}], indirect=True)
+def test_repeated_thermal_frames_are_counted_in_diagnostics(loop):
+    """A thermal camera freezing for a flat-field correction sends the same frame again: counted, not a new scene."""
+    for index in range(4):  # the same thermal picture four times: three repeats
+        stamp = (index + 1) * SECOND
+        loop.send(thermal_msg(stamp), rgb_msg(stamp))
+        assert loop.wait_for(lambda n=index + 1: len(loop.fused) == n)
+    key = "repeated thermal frames (camera freezes)"
+    assert loop.wait_for(lambda: loop.diagnostic_values().get(key) == "3", timeout=3), loop.diagnostic_values()
