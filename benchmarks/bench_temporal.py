@@ -20,9 +20,10 @@ import numpy as np
 
 from sage_core import Fuser, InferenceOptions
 from sage_core.eval.baselines import make_baseline
-from sage_core.eval.temporal import TemporalStability, read_clip
+from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
+from sage_core.video_files import read_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT.parent / "shared" / "checkpoints" / "sage_official_student.pt"

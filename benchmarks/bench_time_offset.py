@@ -16,33 +16,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from sage_core.cameras import Camera
 from sage_core.synthetic import SyntheticScene
+from sage_core.video_files import clip_fps, is_clip, read_clip
 from sage_ros.stream.time_offset import TimeOffsetEstimator
 
 OFFSETS_MS = (0, 33, -33, 100, -100, 300, -300)
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "m3svd_clips"
 
 
-def read_clip(folder: Path, limit: int) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+def clip(folder: Path, limit: int) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """(thermal gray frames, visible BGR frames, fps) of an ir.mp4 + vis.mp4 folder."""
-    frames: dict[str, list[np.ndarray]] = {}
-    fps = 30.0
-    for name in ("ir", "vis"):
-        capture = cv2.VideoCapture(str(folder / f"{name}.mp4"))
-        fps = capture.get(cv2.CAP_PROP_FPS) or fps
-        frames[name] = []
-        while len(frames[name]) < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames[name].append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if name == "ir" else frame)
-        capture.release()
-    count = min(len(frames["ir"]), len(frames["vis"]))
-    return frames["ir"][:count], frames["vis"][:count], fps
+    pairs = list(read_clip(folder, limit))
+    return [ir for ir, _ in pairs], [vis for _, vis in pairs], clip_fps(folder)
 
 
 def synthetic(count: int, fps: float = 30.0) -> tuple[list[np.ndarray], list[np.ndarray], float]:
@@ -87,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sources = {"generated street": synthetic(args.frames)}
     if args.clips.is_dir():
-        for clip in sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").exists()):
-            sources[clip.name] = read_clip(clip, args.frames)
+        for folder in sorted(p for p in args.clips.iterdir() if is_clip(p)):
+            sources[folder.name] = clip(folder, args.frames)
     else:
         print(f"(no clips at {args.clips}: the generated street only)")
     print("| source | frames | fps | true offset (ms) | estimate (ms) | error (ms) | baseline error (ms) | "

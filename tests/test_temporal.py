@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sage_core.errors import FusionInputError
-from sage_core.eval.temporal import TemporalStability, read_clip, valid_mask
+from sage_core.eval.temporal import TemporalStability, valid_mask
+from sage_core.video_files import read_clip
 
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "m3svd_clips"
 

@@ -23,9 +23,10 @@ from tqdm import tqdm
 from sage_core.errors import SageError
 from sage_core.eval.baselines import make_baseline
 from sage_core.eval.metrics import METRICS, all_metrics
-from sage_core.eval.temporal import TemporalStability, read_clip
+from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import Fuser, LuminanceFuser
 from sage_core.image_files import IMAGE_EXTENSIONS, ImagePair, dataset_pairs, read_image, read_pair, write_image_atomic
+from sage_core.video_files import read_clip
 from sage_core.visualize import mosaic
 
 

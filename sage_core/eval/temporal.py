@@ -14,9 +14,7 @@ for the same relative noise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -132,22 +130,3 @@ class TemporalStability:
         return {name: {"warping_error": s.warping_error, "relative_error": s.relative_error,
                        "brightness_flicker": s.brightness_flicker, "pairs": float(s.pairs)}
                 for name, s in self.streams.items()}
-
-
-def read_clip(folder: Path, limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(thermal gray uint8, visible BGR uint8) frame pairs of an ``ir.mp4`` + ``vis.mp4`` clip folder."""
-    captures = [cv2.VideoCapture(str(folder / name)) for name in ("ir.mp4", "vis.mp4")]
-    try:
-        if not all(c.isOpened() for c in captures):
-            raise FusionInputError(f"{folder}: cannot open ir.mp4 and vis.mp4")
-        count = 0
-        while limit is None or count < limit:
-            ok_ir, ir = captures[0].read()
-            ok_vis, vis = captures[1].read()
-            if not (ok_ir and ok_vis):
-                return
-            yield cv2.cvtColor(ir, cv2.COLOR_BGR2GRAY), vis
-            count += 1
-    finally:
-        for capture in captures:
-            capture.release()

@@ -5,7 +5,8 @@
 A player node publishes thermal (``mono16``, raw counts as radiometric cameras
 send them) and RGB (``bgr8``) pairs at ``--rate`` Hz: a generated night street
 where people and a car are nearly invisible to the visible camera, or the pairs
-of ``--data DIR`` (``ir/`` + ``vis/``). The fusion node runs as its own process,
+of ``--data DIR`` (``ir/`` + ``vis/`` image pairs, or a clip: ``ir.mp4`` + ``vis.mp4`` played in order,
+such as ../shared/datasets/m3svd_clips/0111_1716). The fusion node runs as its own process,
 over DDS on loopback only; a recorder node receives the fused stream. Written to
 ``--out``: ``frames/NNNN.png`` (thermal | visible | fused), ``demo.mp4``,
 ``mosaic.png`` (a few frames at a glance), ``summary.json`` (latency and
@@ -50,7 +51,9 @@ def _size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sage-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help="dataset folder with ir/ and vis/ (default: generated)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset folder with ir/ and vis/, or a clip folder with ir.mp4 and vis.mp4 "
+                        "(default: generated)")
     parser.add_argument("--frames", type=int, default=40, help="pairs to publish (default 40)")
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
     parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
@@ -83,8 +86,12 @@ def _run(args: argparse.Namespace):
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "frames").mkdir(exist_ok=True)
     if args.data:
+        if not args.data.is_dir():
+            raise SageError(f"--data {args.data}: not a folder; expected ir/ + vis/ images or ir.mp4 + vis.mp4")
         pairs = dataset_input_pairs(args.data, args.frames)
-        source = f"{args.data} ({args.frames} pairs, thermal mono8)"
+        if not pairs:
+            raise SageError(f"--data {args.data}: no frame could be read")
+        source = f"{args.data} ({len(pairs)} pairs, thermal mono8)"
     else:
         pairs = synthetic_pairs(args.frames, *args.size, rate=args.rate)
         source = f"generated night street {args.size[0]}x{args.size[1]} (thermal mono16)"

@@ -9,6 +9,7 @@ import numpy as np
 
 from sage_core.image_files import dataset_pairs, read_pair
 from sage_core.synthetic import SyntheticScene
+from sage_core.video_files import is_clip, read_clip
 
 #: Thermal stamped this far behind RGB: a realistic offset that approximate-time pairing must absorb.
 THERMAL_OFFSET_NS = 3_000_000
@@ -33,9 +34,12 @@ def synthetic_pairs(count: int, width: int, height: int, rate: float, thermal_en
 
 
 def dataset_input_pairs(folder: str | Path, count: int) -> list[InputPair]:
-    """Pairs from a dataset folder (ir/, vis/), cycled to ``count``; thermal published as mono8."""
+    """Pairs from a dataset folder (ir/, vis/), cycled to ``count``, or the first ``count`` frames of a clip
+    folder (ir.mp4 + vis.mp4: a video is played in order, never cycled); thermal published as mono8."""
     import cv2
 
+    if is_clip(Path(folder)):
+        return [InputPair(ir, "mono8", vis) for ir, vis in read_clip(Path(folder), count)]
     files = dataset_pairs(folder)
     pairs = []
     for index in range(count):
