@@ -16,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from sage_core import inference_settings
 from sage_core.alignment import Aligner
 from sage_core.pipeline import FramePipeline
 from sage_core.synthetic import SyntheticScene
@@ -37,11 +38,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument("--sizes", type=size, nargs="+", default=[(640, 512), (1280, 1024)])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--backend", default="auto")
+    inference_settings.add_arguments(parser)  # the node's parameters of the same names
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate to compare with (Hz)")
     args = parser.parse_args()
-    params = from_values({"device": args.device, "backend": args.backend})
+    params = from_values(inference_settings.given(args))
     fuser = build_pipeline(params).fuser  # loaded once; each run gets fresh guards, pairer and thermal range
     print(f"model: {fuser.description}; {os.cpu_count()} CPU cores; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")

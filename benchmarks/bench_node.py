@@ -17,7 +17,7 @@ import argparse
 import statistics
 import sys
 
-from sage_core.options import DEFAULT_WEIGHTS
+from sage_core import inference_settings
 from sage_ros.harness.traffic import run_live
 
 
@@ -26,16 +26,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--sizes", nargs="+", default=["640x512", "1280x1024"], help="WIDTHxHEIGHT")
-    parser.add_argument("--model-file-path", default=str(DEFAULT_WEIGHTS))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--inference-threads", type=int, default=0)
+    inference_settings.add_arguments(parser)  # the node's parameters of the same names
     parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
                         help="also run the node of another checkout (e.g. a git worktree of an older commit) on "
                         "the same traffic, before this one (same run, same machine)")
     args = parser.parse_args()
-    params = {"model_file_path": args.model_file_path, "device": args.device, "backend": args.backend,
-              "inference_threads": args.inference_threads}
+    params = inference_settings.given(args)  # the others keep the node's defaults
     rows = []
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))

@@ -20,6 +20,7 @@ import pstats
 import sys
 import time
 
+from sage_core import inference_settings
 from sage_core.cameras import Camera
 from sage_ros.harness.dds import isolate_dds
 from sage_ros.harness.pairs import synthetic_pairs
@@ -31,7 +32,7 @@ def main() -> int:
     parser.add_argument("--size", default="640x512", help="WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--backend", default="auto")
+    inference_settings.add_arguments(parser)  # the node's parameters of the same names
     parser.add_argument("--timer", choices=("cpu", "wall"), default="cpu", help="the profile's clock")
     args = parser.parse_args()
     isolate_dds()
@@ -44,8 +45,8 @@ def main() -> int:
     context = rclpy.Context()
     rclpy.init(context=context)
     # lazy off: nobody subscribes here, and the node would otherwise (rightly) skip all the work.
-    node = FusionNode(context=context, parameter_overrides=[Parameter("backend", value=args.backend),
-                                                            Parameter("lazy", value=False)])
+    overrides = {**inference_settings.given(args), "lazy": False}
+    node = FusionNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     node.worker.stop()
     node.worker.submit = _synchronously(node)  # each job fused and published here, under the profiler
     messages = Player.messages(synthetic_pairs(8, width, height, rate=30.0))

@@ -15,6 +15,7 @@ import argparse
 import statistics
 import sys
 
+from sage_core import inference_settings
 from sage_ros.harness.traffic import FAULTS, run_live
 
 
@@ -24,7 +25,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--size", default="640x512", help="WIDTHxHEIGHT")
     parser.add_argument("--fault-every", type=int, default=15, help="one bad message every N periods (0: none)")
-    parser.add_argument("--backend", default="auto")
+    inference_settings.add_arguments(parser)  # the node's parameters of the same names
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     print(f"soak: {args.size}, {args.rate:g} Hz x 2 cameras, {args.minutes:g} min, a fault every {args.fault_every} "
@@ -39,7 +40,7 @@ def main() -> int:
             _print_minute(run, minute)
             minute.clear()
 
-    run = run_live(width, height, args.rate, 60 * args.minutes, {"backend": args.backend, "device": "cpu"},
+    run = run_live(width, height, args.rate, 60 * args.minutes, inference_settings.given(args),
                    fault_every=args.fault_every, on_sample=on_sample)
     _print_summary(run)
     return 0
