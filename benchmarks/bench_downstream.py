@@ -108,12 +108,23 @@ def model_method(name: str, path: Path | None) -> Method:
     return Method(name, f"{name}-{file_digest(weights)}", make)
 
 
+def gray3(ir: np.ndarray) -> np.ndarray:
+    gray = ir if ir.ndim == 2 else cv2.cvtColor(ir, cv2.COLOR_BGR2GRAY)
+    if gray.dtype != np.uint8:
+        gray = cv2.normalize(gray, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
 def methods(model_paths: list[Path]) -> list[Method]:
-    def gray3(ir, vis):
-        gray = ir if ir.ndim == 2 else cv2.cvtColor(ir, cv2.COLOR_BGR2GRAY)
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    found = [Method("visible", "visible", lambda: (lambda ir, vis: vis)), Method("thermal", "thermal", lambda: gray3)]
-    found += [Method(b, b, (lambda b=b: make_baseline(b).fuse)) for b in ("average", "max", "gff")]
+    """visible, thermal (as gray BGR), the plain image average and maximum ((visible + thermal) / 2 per
+    channel, rounded), the project's luminance average (sage_core.eval.baselines: (Y + thermal) / 2
+    with the visible colour), GFF, the shipped default, the released student, the given models."""
+    found = [Method("visible", "visible", lambda: (lambda ir, vis: vis)),
+             Method("thermal", "thermal", lambda: (lambda ir, vis: gray3(ir))),
+             Method("average", "average_rgb", lambda: (lambda ir, vis: cv2.addWeighted(vis, 0.5, gray3(ir), 0.5, 0))),
+             Method("max", "max_rgb", lambda: (lambda ir, vis: np.maximum(vis, gray3(ir)))),
+             Method("average (Y)", "average_y", lambda: make_baseline("average").fuse),
+             Method("gff", "gff", lambda: make_baseline("gff").fuse)]
     found.append(model_method("ours (default)", None))
     if OFFICIAL.exists():
         found.append(model_method("released student", OFFICIAL))
@@ -257,6 +268,38 @@ def picture(method_list, raw, gts, names, post: PostProcess, path: Path, min_sco
     return stem
 
 
+def check_torch(method_list, raw, gts, names, post: PostProcess, which: list[str]) -> str:
+    """The detector converted to PyTorch (sage_core.eval.tfjs_graph) on the same inputs as TF.js: differences."""
+    from sage_core.eval.tfjs_graph import TorchCenterNet
+    torch_detector = TorchCenterNet(RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json")
+    lines = ["### The detector in PyTorch against TF.js, same inputs", "",
+             "| method | images | max abs box diff (px) | max abs score diff | same classes (top 100) | "
+             "same detections after post-processing | AP50 fusion labels, TF.js / PyTorch |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for method in [m for m in method_list if m.name in which]:
+        fuse, ours = method.make(), {}
+        for stem in tqdm(names, desc=f"torch {method.name:>12}", unit="img"):
+            ours[stem] = torch_detector(fuse(*read_pair(stem)))
+        ref = raw[method.name]
+        box = max(np.abs(ours[s][:, :4] - ref[s][:, :4]).max() for s in names)
+        conf = max(np.abs(ours[s][:, 4] - ref[s][:, 4]).max() for s in names)
+        classes = np.mean([np.array_equal(ours[s][:, 5], ref[s][:, 5]) for s in names])
+        same = np.mean([all(len(a[0]) == len(b[0]) and np.allclose(a[0], b[0], atol=0.01) and
+                            np.allclose(a[1], b[1], atol=1e-5) for a, b in
+                            zip(postprocess(ours[s], post).values(), postprocess(ref[s], post).values()))
+                        for s in names])
+        aps = []
+        for cls in CLASSES:
+            for part in SUBSETS:
+                chosen = subset(names, part)
+                dets = [{s: postprocess(r[s], post) for s in chosen} for r in (ref, ours)]
+                a, b = (pooled(d, gts["fusion"], chosen, cls).average_precision() for d in dets)
+                aps.append(f"{cls} {part} {a:.3f}/{b:.3f}")
+        lines.append(f"| {method.name} | {len(names)} | {box:.4f} | {conf:.2e} | {classes:.1%} | {same:.1%} | "
+                     + "; ".join(aps) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-file-path", nargs="*", type=Path, default=[], help="more fusion models to score")
@@ -267,7 +310,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-score", type=float, default=PostProcess.min_score,
                         help="detections below this score are dropped before NMS")
     parser.add_argument("--max-detections", type=int, default=PostProcess.max_detections)
+    parser.add_argument("--nms", choices=("class", "agnostic"), default=PostProcess.nms,
+                        help="NMS within each class (default) or over all classes as @vladmandic/human does")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--check-torch", nargs="*", metavar="METHOD", default=None,
+                        help="also run the detector converted to PyTorch on these methods' images (default: visible "
+                             "thermal average) and compare with TF.js")
     parser.add_argument("--no-cache", action="store_true", help="recompute every detection")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -289,20 +337,26 @@ def main(argv=None) -> int:
         shutil.rmtree(cache / DETECTOR_ID, ignore_errors=True)
     raw = run_detections(method_list, names, cache)
     gts = ground_truth(names)
-    post = PostProcess(min_score=args.min_score, max_detections=args.max_detections)
+    post = PostProcess(min_score=args.min_score, max_detections=args.max_detections, nms=args.nms)
     results = score(raw, gts, names, args.resamples, args.seed, post)
     stem = picture(method_list, raw, gts, names, post, args.out / "night_detections.png")
     elapsed = time.perf_counter() - start
     header = (f"## Downstream detection on msrs180 ({len(names)} pairs: {len(subset(names, 'day'))} day, "
               f"{len(subset(names, 'night'))} night)\n\n"
               f"Detector: CenterNet MobileNetV3 (COCO), @vladmandic/human 3.3.6 `models/centernet.json`, TF.js 4.22.0 "
-              f"WASM, unchanged; detections with score >= {post.min_score}, class-agnostic NMS at IoU "
-              f"{post.iou_threshold}, at most {post.max_detections} per image; COCO car+bus+truck = car. AP50 is VOC "
+              f"WASM, unchanged; detections with score >= {post.min_score}, COCO car+bus+truck = car, "
+              f"{'per-class' if post.nms == 'class' else 'class-agnostic'} NMS at IoU {post.iou_threshold}, at most "
+              f"{post.max_detections} per {'class and image' if post.nms == 'class' else 'image'}. `average` and `max` "
+              f"are plain per-channel image operations on visible and thermal; `average (Y)` is the project's "
+              f"luminance baseline. AP50 is VOC "
               f"all-point at IoU 0.5 pooled over images; intervals: paired bootstrap over images, {args.resamples} "
               f"resamples, seed {args.seed}. `fusion` labels were drawn on fused images; `infrared+visible` is the "
               f"union of the boxes drawn on each camera alone (each set annotated per camera; a visible box with "
               f"IoU >= 0.5 to an infrared box of its class is one object). Picture: {stem}. Run time {elapsed:.0f} s.")
     report = markdown(results, [m.name for m in method_list], header)
+    if args.check_torch is not None:
+        report += "\n" + check_torch(method_list, raw, gts, names, post,
+                                     args.check_torch or ["visible", "thermal", "average"]) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(report + "\n")
     print(report)

@@ -98,17 +98,22 @@ def test_paired_bootstrap_interval_by_hand():
     assert draws.mean() == pytest.approx(0.5 * 1 / 6 + 0.25 * 0.5, abs=0.03)
 
 
-def test_postprocess_folds_coco_classes_and_suppresses_across_classes():
+def test_postprocess_folds_coco_classes_then_suppresses_per_class_or_across_classes():
     raw = np.array([[0, 0, 10, 10, 0.9, 2],    # car
-                    [0, 0, 10, 10, 0.8, 7],    # truck on the same box: suppressed (class-agnostic NMS)
+                    [0, 0, 10, 10, 0.8, 7],    # truck on the same box: car after folding, suppressed
                     [20, 20, 30, 30, 0.7, 5],  # bus -> car
                     [50, 50, 60, 60, 0.6, 0],  # person
+                    [0, 0, 10, 9, 0.55, 0],    # person on the car's box: kept per class, not across classes
                     [70, 70, 80, 80, 0.01, 0],  # under the score floor
                     [90, 90, 99, 99, 0.5, 16]])  # dog: not a task class
-    out = postprocess(raw, PostProcess(min_score=0.05, iou_threshold=0.4, max_detections=100))
-    assert out["car"][1].tolist() == [0.9, 0.7]
-    assert out["person"][0].tolist() == [[50, 50, 60, 60]]
-    assert len(postprocess(raw, PostProcess(min_score=0.05, max_detections=1))["person"][1]) == 0
+    per_class = postprocess(raw, PostProcess(min_score=0.05, iou_threshold=0.4, max_detections=100))
+    assert per_class["car"][1].tolist() == [0.9, 0.7]
+    assert per_class["person"][1].tolist() == [0.6, 0.55]
+    assert per_class["person"][0].tolist() == [[50, 50, 60, 60], [0, 0, 10, 9]]
+    agnostic = postprocess(raw, PostProcess(min_score=0.05, iou_threshold=0.4, nms="agnostic"))
+    assert agnostic["car"][1].tolist() == [0.9, 0.7] and agnostic["person"][1].tolist() == [0.6]
+    assert len(postprocess(raw, PostProcess(max_detections=1, nms="agnostic"))["person"][1]) == 0
+    assert postprocess(raw, PostProcess(max_detections=1))["person"][1].tolist() == [0.6]
 
 
 def test_yolo_labels_and_union(tmp_path):
@@ -125,18 +130,54 @@ def test_yolo_labels_and_union(tmp_path):
     assert len(merged["car"]) == 1
 
 
+def _bench():
+    require_shared(DATASETS / "msrs180" / "labels" / "fusion")
+    if "bench_downstream" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_downstream", REPO / "benchmarks" / "bench_downstream.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_downstream"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["bench_downstream"]
+
+
 def test_benchmark_smoke_on_three_pairs(tmp_path):
     """Runs the real detector (TF.js in Node) on 3 pairs. Needs ../shared and node + npm; when
     benchmarks/downstream/node_modules is missing its npm ci needs the npm registry (about 350 MB)."""
-    require_shared(DATASETS / "msrs180" / "labels" / "fusion")
+    bench = _bench()
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} on PATH for the TF.js detector")
-    spec = importlib.util.spec_from_file_location("bench_downstream", REPO / "benchmarks" / "bench_downstream.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_downstream"] = bench
-    spec.loader.exec_module(bench)
     assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "| person, all | 3 |" in report and "minus **average**" in report
     assert (tmp_path / "night_detections.png").stat().st_size > 10_000
+
+
+def test_tf_same_padding_and_legacy_resize_by_hand():
+    import torch
+
+    from sage_core.eval.tfjs_graph import _same_pad, resize_bilinear_legacy
+    assert _same_pad(512, 3, 2) == (0, 1)  # TF puts the odd pixel after; PyTorch's padding=1 would not
+    assert _same_pad(512, 3, 1) == (1, 1) and _same_pad(5, 1, 1) == (0, 0)
+    # 2 -> 4 pixels: sources 0, .5, 1, 1.5 (clamped): 0, .5, 1, 1; not PyTorch's half-pixel 0, .25, .75, 1
+    x = torch.tensor([0.0, 1.0]).reshape(1, 1, 2, 1)
+    assert resize_bilinear_legacy(x, 1, 4).flatten().tolist() == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_torch_centernet_matches_tfjs_on_a_pair():
+    """The detector converted to PyTorch gives TF.js's detections (needs ../shared and the npm packages)."""
+    bench = _bench()
+    model = bench.RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json"
+    if not model.exists() or shutil.which("node") is None:
+        pytest.skip("needs node and benchmarks/downstream/node_modules (npm ci there, or run the benchmark once)")
+    from sage_core.eval.tfjs_graph import TorchCenterNet
+    ir, vis = bench.read_pair("00858N")
+    image = bench.make_baseline("average").fuse(ir, vis)
+    tfjs = bench.TfjsDetector()
+    try:
+        ref = tfjs(image)
+    finally:
+        tfjs.close()
+    ours = TorchCenterNet(model)(image)
+    assert np.array_equal(ours[:, 5], ref[:, 5])
+    assert np.abs(ours[:, :4] - ref[:, :4]).max() < 0.01 and np.abs(ours[:, 4] - ref[:, 4]).max() < 1e-4

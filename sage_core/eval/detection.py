@@ -82,26 +82,39 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_output:
 
 @dataclass(frozen=True)
 class PostProcess:
-    """What turns the graph's raw top-100 into detections (human's: class-agnostic NMS, then a floor)."""
+    """What turns the graph's raw top-100 rows into detections.
+
+    ``nms="class"`` (the default): COCO classes folded into the task's first, then NMS within each
+    task class, the usual way to score a detector. ``nms="agnostic"``: @vladmandic/human's own
+    decoding, one NMS over all classes together (a person on a bicycle can suppress the bicycle,
+    or the person). human's defaults are ``min_score=0.2, max_detections=10``.
+    """
 
     min_score: float = 0.05
     iou_threshold: float = 0.4
     max_detections: int = 100
+    nms: str = "class"
 
 
 def postprocess(raw: np.ndarray, settings: PostProcess = PostProcess()) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Raw detector rows (x1, y1, x2, y2, score, coco class) -> {task class: (boxes (N, 4), scores (N,))}.
 
-    Like @vladmandic/human's CenterNet decoding: boxes under ``min_score`` are dropped, NMS runs over
-    all classes together at ``iou_threshold``, at most ``max_detections`` are kept; then COCO classes
-    are folded into the task's (:data:`COCO_TO_TASK`), others dropped.
+    Rows under ``min_score`` (or with no class) are dropped, COCO classes are folded into the task's
+    (:data:`COCO_TO_TASK`, others dropped), NMS at ``iou_threshold`` runs per task class or over all
+    of them (``settings.nms``), and at most ``max_detections`` are kept (per image, or per class).
     """
     raw = np.asarray(raw, np.float64).reshape(-1, 6)
     raw = raw[np.isfinite(raw[:, 5]) & (raw[:, 4] >= settings.min_score)]
-    raw = raw[nms(raw[:, :4], raw[:, 4], settings.iou_threshold, settings.max_detections)] if len(raw) else raw
+    if settings.nms not in ("class", "agnostic"):
+        raise ValueError(f"nms must be 'class' or 'agnostic', not {settings.nms!r}")
+    if settings.nms == "agnostic" and len(raw):
+        raw = raw[nms(raw[:, :4], raw[:, 4], settings.iou_threshold, settings.max_detections)]
+    task = np.array([COCO_TO_TASK.get(int(c), "") for c in raw[:, 5]], dtype=object)
     out = {}
     for name in sorted(set(COCO_TO_TASK.values())):
-        rows = raw[[COCO_TO_TASK.get(int(c)) == name for c in raw[:, 5]]] if len(raw) else raw
+        rows = raw[task == name] if len(raw) else raw
+        if settings.nms == "class" and len(rows):
+            rows = rows[nms(rows[:, :4], rows[:, 4], settings.iou_threshold, settings.max_detections)]
         out[name] = (rows[:, :4].reshape(-1, 4), rows[:, 4].reshape(-1))
     return out
 
