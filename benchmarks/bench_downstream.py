@@ -27,9 +27,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -37,8 +37,17 @@ from tqdm import tqdm
 
 from sage_core import Fuser, InferenceOptions
 from sage_core.eval.baselines import make_baseline
-from sage_core.eval.detection import (ImageMatches, PooledMatches, PostProcess, bootstrap_weights, load_yolo_labels,
-                                      match_image, paired_difference, postprocess, union_labels)
+from sage_core.eval.detection import (
+    ImageMatches,
+    PooledMatches,
+    PostProcess,
+    bootstrap_weights,
+    load_yolo_labels,
+    match_image,
+    paired_difference,
+    postprocess,
+    union_labels,
+)
 from sage_core.options import DEFAULT_WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,8 +229,8 @@ def markdown(results: dict, method_names: list[str], header: str) -> str:
                          + " | ".join(cells) + " |")
         for ref in REFERENCES:
             others = [m for m in method_names if m != ref]
-            lines += ["", f"AP50 difference, method minus **{ref}**, `{label_set}` labels "
-                      "(paired bootstrap over images, 95% interval):", "",
+            lines += ["", (f"AP50 difference, method minus **{ref}**, `{label_set}` labels "
+                      "(paired bootstrap over images, 95% interval):"), "",
                       "| minus " + ref + " | " + " | ".join(others) + " |", "| --- |" + " --- |" * len(others)]
             for key in rows:
                 lines.append(f"| {key[1]}, {key[2]} | " + " | ".join(str(results[key]["diff"][(m, ref)])
@@ -237,11 +246,11 @@ def draw(image: np.ndarray, dets: dict, truth: dict, title: str, min_score: floa
     canvas = image.copy()
     for cls in CLASSES:
         for box in truth[cls]:
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            x1, y1, x2, y2 = (round(v) for v in box)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), (255, 255, 255), 1)
         for box, s in zip(*dets[cls]):
             if s >= min_score:
-                x1, y1, x2, y2 = (int(round(v)) for v in box)
+                x1, y1, x2, y2 = (round(v) for v in box)
                 cv2.rectangle(canvas, (x1, y1), (x2, y2), COLOURS[cls], 2)
                 cv2.putText(canvas, f"{s:.2f}", (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, COLOURS[cls], 1)
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 26), (0, 0, 0), -1)
@@ -286,10 +295,10 @@ def check_torch(method_list, raw, gts, names, post: PostProcess, which: list[str
     from sage_core.eval.tfjs_graph import TorchCenterNet
     torch_detector = TorchCenterNet(RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json")
     lines = ["### The detector in PyTorch against TF.js, same inputs", "",
-             "Each TF.js row (box, score, class of the graph's top 100) is paired with the PyTorch row of its "
-             "class nearest to it; unpaired rows (nothing within 1 px) are near-ties swapped at the top-100 cut.", "",
-             "| method | images | rows paired | max box diff, paired (px) | max score diff, paired | "
-             "same detections after post-processing | AP50 fusion labels, TF.js / PyTorch |",
+             ("Each TF.js row (box, score, class of the graph's top 100) is paired with the PyTorch row of its "
+             "class nearest to it; unpaired rows (nothing within 1 px) are near-ties swapped at the top-100 cut."), "",
+             ("| method | images | rows paired | max box diff, paired (px) | max score diff, paired | "
+             "same detections after post-processing | AP50 fusion labels, TF.js / PyTorch |"),
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for method in [m for m in method_list if m.name in which]:
         fuse, ours = method.make(), {}
@@ -332,6 +341,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--check-torch", nargs="*", metavar="METHOD", default=None,
                         help="also run the detector converted to PyTorch on these methods' images (default: visible "
                              "thermal average) and compare with TF.js")
+    parser.add_argument("--cache", type=Path, default=OUT / "cache", help="raw detections, by detector, method, pair")
     parser.add_argument("--no-cache", action="store_true", help="recompute every detection")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -348,7 +358,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     names = stems(args.limit)
     method_list = methods(args.model_file_path)
-    cache = args.out / "cache"
+    cache = args.cache
     if args.no_cache:
         shutil.rmtree(cache / DETECTOR_ID, ignore_errors=True)
     raw = run_detections(method_list, names, cache)

@@ -9,11 +9,19 @@ import sys
 
 import numpy as np
 import pytest
-
-from sage_core.eval.detection import (PooledMatches, PostProcess, bootstrap_weights, iou_matrix, load_yolo_labels,
-                                      match_image, paired_difference, postprocess, union_labels)
-
 from conftest import DATASETS, REPO, require_shared
+
+from sage_core.eval.detection import (
+    PooledMatches,
+    PostProcess,
+    bootstrap_weights,
+    iou_matrix,
+    load_yolo_labels,
+    match_image,
+    paired_difference,
+    postprocess,
+    union_labels,
+)
 
 A, B, C, D = [0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [80, 80, 90, 90]
 
@@ -147,7 +155,7 @@ def test_benchmark_smoke_on_three_pairs(tmp_path):
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} on PATH for the TF.js detector")
-    assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
+    assert bench.main(["--smoke", "--out", str(tmp_path), "--cache", str(tmp_path / "cache")]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "| person, all | 3 |" in report and "minus **average**" in report
     assert (tmp_path / "night_detections.png").stat().st_size > 10_000

@@ -59,8 +59,8 @@ def union_labels(first: dict[str, np.ndarray], second: dict[str, np.ndarray],
     concatenation would count each such object twice (and the second copy could never be found).
     """
     merged = {}
-    for name in first:
-        a, b = first[name], second.get(name, np.zeros((0, 4)))
+    for name, a in first.items():
+        b = second.get(name, np.zeros((0, 4)))
         if len(a) and len(b):
             b = b[iou_matrix(b, a).max(axis=1) < iou]
         merged[name] = np.concatenate([a, b]).reshape(-1, 4)

@@ -122,7 +122,7 @@ def _strided_slice(node: dict, x, begin, end, strides):
     return x[tuple(index)]
 
 
-def _run_op(node: dict, a: list):  # noqa: C901 - one dispatch table, one branch per op type
+def _run_op(node: dict, a: list):
     op = node["op"]
     if op in ("Identity",):
         return a[0]
