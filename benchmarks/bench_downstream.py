@@ -181,7 +181,8 @@ def ground_truth(names: list[str]) -> dict[str, dict[str, dict[str, np.ndarray]]
     sets: dict[str, dict[str, dict[str, np.ndarray]]] = {"fusion": {}, "infrared+visible": {}}
     for stem in names:
         h, w = cv2.imread(str(DATA / "vis" / f"{stem}.png"), cv2.IMREAD_COLOR).shape[:2]
-        load = {s: load_yolo_labels(DATA / "labels" / s / f"{stem}.txt", w, h) for s in ("fusion", "infrared", "visible")}
+        load = {s: load_yolo_labels(DATA / "labels" / s / f"{stem}.txt", w, h)
+                for s in ("fusion", "infrared", "visible")}
         sets["fusion"][stem] = load["fusion"]
         sets["infrared+visible"][stem] = union_labels(load["infrared"], load["visible"])
     return sets
