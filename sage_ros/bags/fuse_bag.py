@@ -154,7 +154,8 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
                     continue
                 for image in fusion.offer(camera, log_ns, functools.partial(decode_image, conn.msgtype, raw, log_ns)):
                     fused.write(image)
-            fusion.finish()
+            for image in fusion.finish():  # the pairs still waiting to be proven best
+                fused.write(image)
             result.published, result.camera_infos = fused.published, fused.camera_infos
         result.seconds = time.perf_counter() - started  # the rename of the finished bag included
     stats = fusion.stats

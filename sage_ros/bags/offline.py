@@ -105,6 +105,9 @@ class OfflineFusion:
         return (f"applied {1000 * estimator.applied_s:+.1f} ms ({'auto' if estimator.follow else 'fixed'}); "
                 f"estimate {found} ({estimate.reason})")
 
-    def finish(self) -> None:
-        """End of the bag: what still waits for a partner never gets one (counted as unpaired)."""
+    def finish(self) -> list[FusedFrame]:
+        """End of the bag: the pending pairs go out (returned, fused); what still waits for a partner never
+        gets one (counted as unpaired)."""
         self.intake.finish()
+        outputs, self._outputs = self._outputs, []
+        return outputs
