@@ -37,6 +37,9 @@ from sage_core.cameras import Camera
 AGE_PENALTY = 0.1
 #: Stamp gaps kept per camera for its period estimate (a median: a dropped frame does not move it).
 PERIOD_WINDOW = 9
+#: The period assumed before a camera's stamps give one (two messages): a slow thermal camera's, so the
+#: first sets are decided by the policy, not by the deadline.
+UNKNOWN_PERIOD_NS = 200_000_000
 #: Decision waits kept for statistics.
 WAIT_HISTORY = 1024
 
@@ -160,8 +163,8 @@ class ApproximateTimePairer:
     @property
     def max_wait_ns(self) -> int:
         """How long a pending set may wait: one period of the slower camera (estimated) plus slop."""
-        periods = [int(median(g)) for g in self._gaps if g]
-        return max(periods, default=0) + self.slop_ns
+        periods = [int(median(g)) if g else UNKNOWN_PERIOD_NS for g in self._gaps]
+        return max(periods) + self.slop_ns
 
     @property
     def next_deadline_ns(self) -> int | None:
