@@ -266,3 +266,33 @@ def test_the_intake_forwards_repeated_stamps_as_bad_messages():
     for _ in range(2):
         intake.accept(THERMAL, image, "mono8", None, 1_000 * MS, 1_000 * MS)
     assert bad == [("thermal", "duplicate_stamp")]
+
+
+def test_sets_are_ordered_unique_and_within_slop_under_arbitrary_arrivals():
+    """Random stamps, arrival delays, repeats and flushes: no message pairs twice, sets go out in stamp order,
+    within slop, and what waits stays within the queue size."""
+    import random
+
+    for seed in range(40):
+        rng = random.Random(seed)
+        pairs, used = [], set()
+        pairer = ApproximateTimePairer(rng.randint(1, 6), rng.uniform(0, 0.05),
+                                       lambda t, r, out=pairs: out.append((t, r)))
+        now = 0
+        for index in range(200):
+            now += rng.randint(0, 20) * MS
+            camera = rng.choice([THERMAL, RGB])
+            pairer.add(camera, max(1, now - rng.randint(0, 60) * MS), (camera, index), now)
+            if rng.random() < 0.02:
+                pairer.flush(rng.choice([THERMAL, RGB]))
+            assert all(len(q) <= pairer.queue_size for q in pairer.queues)
+        pairer.drain()
+        for thermal, rgb in pairs:
+            assert thermal.item[0] is THERMAL and rgb.item[0] is RGB
+            assert abs(thermal.stamp_ns - rgb.stamp_ns) <= pairer.slop_ns
+            assert thermal.item not in used and rgb.item not in used
+            used |= {thermal.item, rgb.item}
+        for camera in Camera:
+            stamps = [pair[camera].stamp_ns for pair in pairs]
+            assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        assert all(wait >= 0 for wait in pairer.waits_ns)
