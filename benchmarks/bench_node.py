@@ -41,7 +41,7 @@ def main() -> int:
                                                node_pythonpath=checkout)))
     print(f"\n{'size':>10} {'node':<9} {'sent':>6} {'recv':>6} {'Hz out':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
           f"{'node CPU':>9} {'CPU ms/frame':>12} {'RSS start':>10} {'RSS end':>8} {'dropped':>8} {'infer ms':>9} "
-          f"{'in-node latency mean/p95':>24}")
+          f"{'in-node latency mean/p95':>24} {'pair wait mean/max':>19} {'pair dt mean':>12}")
     for size, label, run in rows:
         _print_row(size, label, run)
     return 0
@@ -56,7 +56,10 @@ def _print_row(size: str, label: str, run) -> None:
           f"{run.samples[-1].rss_mb:>6.0f}MB {run.diagnostics.get('dropped pairs', '?'):>8} "
           f"{run.diagnostics.get('inference (ms) mean', '?'):>9} "
           f"{run.diagnostics.get('end-to-end latency (ms) mean', '?'):>12} / "
-          f"{run.diagnostics.get('end-to-end latency (ms) p95', '?'):<9}")
+          f"{run.diagnostics.get('end-to-end latency (ms) p95', '?'):<9} "
+          f"{run.diagnostics.get('pair decision wait (ms) mean', '-'):>9} / "
+          f"{run.diagnostics.get('pair decision wait (ms) max', '-'):<7} "
+          f"{run.diagnostics.get('pair stamp difference (ms) mean', '?'):>12}")
 
 
 if __name__ == "__main__":

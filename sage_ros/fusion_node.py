@@ -150,7 +150,7 @@ class FusionNode(Node):
         is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
                              lambda: self.params.stale_timeout, (self._now_ns, time.monotonic_ns))
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
-                                  self.get_logger().warning)
+                                  self.get_logger().warning, clock=self._now_ns)
         self.offset_watch = OffsetWatch(self.intake.time_offset)
         self.offset_watch.start()
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report,
@@ -177,6 +177,8 @@ class FusionNode(Node):
         self._timers = []
         if self.inputs is not None:
             self.inputs.close()
+        if self.intake is not None:
+            self.intake.close()  # its deadline timer publishes nothing after this
         if self.worker is not None:  # after the inputs: nothing submits any more; the job in hand finishes
             self.worker.stop()
             self.worker = None
@@ -241,6 +243,9 @@ class FusionNode(Node):
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
         self.stats.count("pairs")
         self.stats.record(pair_dt_ms=abs(thermal.stamp_ns - rgb.stamp_ns) / 1e6)
+        waits = self.intake.pairer.waits_ns  # how long this pair's later message waited to be proven best
+        if waits:
+            self.stats.record(pair_wait_ms=waits[-1] / 1e6)
         self.worker.submit(Job.pair(thermal.item, rgb.item))
 
     # ----- inference and output (worker threads) ------------------------------------------------

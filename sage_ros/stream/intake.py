@@ -13,7 +13,6 @@ Thread-safe: the executor and the decoder threads feed one intake, and parameter
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -34,10 +33,9 @@ class FrameIntake:
     ``on_single(camera, frame)`` a frame to publish alone (passthrough); ``is_stale(camera)`` says
     whether a camera counts as stale now; ``report_bad(source, kind, message)`` gets each rejected
     image; ``report_adopted(message)`` each change of clock, encoding or size a guard adopts.
-    ``clock()``, the clock of ``now_ns`` when it runs by itself (live), lets a timer publish a pending
-    pair at its deadline when no further image comes; without one (a bag: "now" is the log time) each
-    image and :meth:`finish` decide. By default the live node's: the first clock of a staleness rule
-    that also watches the steady clock.
+    ``clock()``, the clock of ``now_ns`` when it runs by itself (the live node's), lets a timer publish a
+    pending pair at its deadline when no further image comes; without one (a bag: "now" is the log time)
+    each image and :meth:`finish` decide.
     """
 
     def __init__(self, params: FusionParams, on_pair: Callable[[Stamped, Stamped], None],
@@ -52,9 +50,6 @@ class FrameIntake:
         self.format_guard = FormatGuard(params.adopt_after_frames)
         self.pairer = ApproximateTimePairer(params.queue_size, params.slop, on_pair,
                                             lambda camera, kind, message: report_bad(camera.label, kind, message))
-        clocks = getattr(is_stale, "clocks", ())
-        if clock is None and time.monotonic_ns in clocks:
-            clock = clocks[0]  # the node's: (its clock, the steady clock); the bag tool's: log time alone
         self._clock = clock
         self._timer: threading.Timer | None = None
         self.time_offset = TimeOffsetEstimator(params.time_offset, params.auto_time_offset)

@@ -74,6 +74,7 @@ class FusionStats:
         self._arrivals_ns: dict[str, tuple[int, int]] = {}  # stream -> (clock ns, steady ns) of the latest
         self.rates = {name: RateMeter() for name in self.STREAMS}
         self.pair_dt_ms = Window()
+        self.pair_wait_ms = Window()  # from a pair's later message to its decision (ApproximateTime waits)
         self.inference_ms = Window()
         self.latency_ms = Window()
         self.bad = BadMessages(log_bad)
@@ -141,6 +142,7 @@ class FusionStats:
         with self.lock:
             items = [(f"{name} rate (Hz)", f"{meter.rate(now):.2f}") for name, meter in self.rates.items()]
             for label, window in (("pair stamp difference (ms)", self.pair_dt_ms),
+                                  ("pair decision wait (ms)", self.pair_wait_ms),
                                   ("inference (ms)", self.inference_ms),
                                   ("end-to-end latency (ms)", self.latency_ms)):
                 for stat, value in window.summary().items():
