@@ -117,6 +117,11 @@ class FusionParams:
         False, "estimate the camera time offset from image content (both streams' motion, cross-correlated over "
         "10 s; reported in /diagnostics either way) and apply it to pairing, in steps of at most 50 ms and only "
         "when the estimate is confident (never on a static scene)", read_only=True, launch=True)
+    pairing_rate_bound: float = param(
+        0.5, "fraction of each camera's period (estimated from its stamps) assumed to pass at least between two "
+        "of its frames: a pair is then proven best as soon as both frames are in, instead of when the next "
+        "frames come (message_filters' inter-message lower bound); 0: wait as the C++ policy does by default",
+        low=0.0, high=0.95)
     max_stamp_jump: float = param(
         1.0, "a stamp further than this (s) from where both cameras' clocks should be is rejected (counted as "
         "stamp_jump), unless adopt_after_frames consistent stamps follow (a camera or bag clock jump)",

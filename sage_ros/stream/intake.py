@@ -49,7 +49,8 @@ class FrameIntake:
         self.stamp_guard = StampGuard(params.max_stamp_jump, params.adopt_after_frames)
         self.format_guard = FormatGuard(params.adopt_after_frames)
         self.pairer = ApproximateTimePairer(params.queue_size, params.slop, on_pair,
-                                            lambda camera, kind, message: report_bad(camera.label, kind, message))
+                                            lambda camera, kind, message: report_bad(camera.label, kind, message),
+                                            params.pairing_rate_bound)
         self._clock = clock
         self._timer: threading.Timer | None = None
         self.time_offset = TimeOffsetEstimator(params.time_offset, params.auto_time_offset)
@@ -69,6 +70,7 @@ class FrameIntake:
         """Apply the run-time changeable parameters (slop, queue size, guard settings)."""
         with self._lock:
             self.pairer.configure(params.queue_size, params.slop)
+            self.pairer.rate_bound_fraction = params.pairing_rate_bound
             self.stamp_guard.max_jump_s = params.max_stamp_jump
             self.stamp_guard.adopt_after = params.adopt_after_frames
             self.format_guard.adopt_after = params.adopt_after_frames

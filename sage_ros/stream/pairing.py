@@ -57,8 +57,12 @@ class ApproximateTimePairer:
     message refused for a reason worth counting (``duplicate_stamp``)."""
 
     def __init__(self, queue_size: int, slop: float, on_pair: Callable[[Stamped, Stamped], None],
-                 report: Callable[[Camera, str, str], None] | None = None) -> None:
+                 report: Callable[[Camera, str, str], None] | None = None, rate_bound_fraction: float = 0.0) -> None:
+        """``rate_bound_fraction`` > 0: each camera's rate bound follows its estimated period times this
+        fraction (a camera at 30 Hz sends no two frames 17 ms apart at 0.5), so a set is proven best
+        when both its messages are in, instead of when the next frames come; 0: the plain C++ policy."""
         self.on_pair, self.report = on_pair, report
+        self.rate_bound_fraction = rate_bound_fraction
         self._queue: tuple[deque[Stamped], deque[Stamped]] = (deque(), deque())  # not yet examined, sorted
         self._past: tuple[list[Stamped], list[Stamped]] = ([], [])  # examined for the pending pivot
         self._candidate: tuple[Stamped, Stamped] | None = None  # (thermal, rgb)
@@ -221,6 +225,8 @@ class ApproximateTimePairer:
         if newest is not None and stamp_ns > newest:
             self._gaps[camera].append(stamp_ns - newest)
         self._newest[camera] = stamp_ns
+        if self.rate_bound_fraction > 0 and len(self._gaps[camera]) >= 3:  # a median of three gaps at least
+            self._bound_ns[camera] = int(self.rate_bound_fraction * median(self._gaps[camera]))
 
     def _restart(self) -> None:
         """Cancel the search in progress: every examined message goes back to its queue."""

@@ -46,11 +46,14 @@ class OffsetEstimate:
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """A small float32 gray picture of any camera image (8/16-bit, float, gray or colour), contrast-normalised.
-    Shrunk first, in the image's own type: a fraction of a millisecond even at 1280x1024."""
-    small = cv2.resize(image if image.ndim == 2 else image[..., :3], THUMBNAIL, interpolation=cv2.INTER_AREA)
-    small = small.astype(np.float32)
-    if small.ndim == 3:
-        small = small.mean(axis=2)
+    Every n-th pixel first (at most 4x the thumbnail's width), then gray, then averaged down, in the image's
+    own type: a fraction of a millisecond, on the executor."""
+    step = max(1, image.shape[1] // (4 * THUMBNAIL[0]))
+    if step > 1:
+        image = cv2.resize(image, (image.shape[1] // step, image.shape[0] // step), interpolation=cv2.INTER_NEAREST)
+    if image.ndim == 3:
+        image = image[..., 0] / 3.0 + image[..., 1] / 3.0 + image[..., 2] / 3.0  # any channel order
+    small = cv2.resize(np.asarray(image, np.float32), THUMBNAIL, interpolation=cv2.INTER_AREA)
     spread = float(small.std())
     return (small - float(small.mean())) / (spread if spread > 1e-6 else 1.0)
 
