@@ -65,15 +65,32 @@ def _on_grid(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndar
     return out
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean over cells of the Pearson correlation of two (samples x cells) arrays, rows with NaN left out."""
-    keep = ~(np.isnan(x).any(axis=1) | np.isnan(y).any(axis=1))
-    if keep.sum() < 10:
-        return -1.0
-    x, y = x[keep] - x[keep].mean(axis=0), y[keep] - y[keep].mean(axis=0)
-    spread = np.sqrt((x * x).sum(axis=0) * (y * y).sum(axis=0))
-    live = spread > 0
-    return float(((x * y).sum(axis=0)[live] / spread[live]).mean()) if live.any() else -1.0
+class _LagScores:
+    """Correlation of ``x`` (thermal, on a grid extended by ``reach`` rows each way; NaN where it has no
+    samples) shifted by ``k`` rows against ``y`` (rgb), averaged over cells: per lag one product, the sums
+    from prefix sums (an estimate runs every second on a 2-core robot: it must stay in milliseconds)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, reach: int) -> None:
+        covered = np.flatnonzero(~np.isnan(x).any(axis=1))
+        self.first, self.end = (int(covered[0]), int(covered[-1]) + 1) if covered.size else (0, 0)
+        self.x, self.y, self.reach = np.nan_to_num(x), y, reach
+        zero = np.zeros((1, x.shape[1]))
+        self.px, self.pxx = (np.vstack([zero, np.cumsum(v, axis=0)]) for v in (self.x, self.x * self.x))
+        self.py, self.pyy = (np.vstack([zero, np.cumsum(v, axis=0)]) for v in (y, y * y))
+
+    def __call__(self, k: int) -> float:
+        n, offset = self.y.shape[0], self.reach + k
+        i0, i1 = max(0, self.first - offset), min(n, self.end - offset)
+        m = i1 - i0
+        if m < max(10, n // 2):
+            return -1.0
+        x0, x1 = i0 + offset, i1 + offset
+        sx, sxx = self.px[x1] - self.px[x0], self.pxx[x1] - self.pxx[x0]
+        sy, syy = self.py[i1] - self.py[i0], self.pyy[i1] - self.pyy[i0]
+        sxy = np.einsum("ij,ij->j", self.x[x0:x1], self.y[i0:i1])
+        cov, vx, vy = sxy - sx * sy / m, sxx - sx * sx / m, syy - sy * sy / m
+        live = (vx > 1e-12) & (vy > 1e-12)
+        return float((cov[live] / np.sqrt(vx[live] * vy[live])).mean()) if live.any() else -1.0
 
 
 def _rival(scores: np.ndarray, best: int) -> float:
@@ -89,7 +106,7 @@ def _rival(scores: np.ndarray, best: int) -> float:
 
 
 def estimate_offset(thermal: tuple[np.ndarray, np.ndarray], rgb: tuple[np.ndarray, np.ndarray],
-                    max_offset_s: float, grid_s: float = 0.002, coarse: int = 5) -> tuple[float, float, float]:
+                    max_offset_s: float, grid_s: float = 0.004, coarse: int = 3) -> tuple[float, float, float]:
     """(offset, peak correlation, margin over the best rival peak) of two motion signals, each (times in s,
     values: samples x cells); the offset is how late ``thermal`` is against ``rgb``.
 
@@ -99,10 +116,7 @@ def estimate_offset(thermal: tuple[np.ndarray, np.ndarray], rgb: tuple[np.ndarra
     grid = np.arange(rgb[0][0], rgb[0][-1], grid_s)
     reach = int(round(max_offset_s / grid_s))
     extended = np.arange(grid[0] - reach * grid_s, grid[-1] + (reach + 0.5) * grid_s, grid_s)
-    x_all, y = _on_grid(*thermal, extended), _on_grid(*rgb, grid)
-
-    def score(k: int) -> float:  # thermal shifted by k grid steps (late by k * grid_s)
-        return _correlation(x_all[reach + k: reach + k + grid.size], y)
+    score = _LagScores(_on_grid(*thermal, extended), _on_grid(*rgb, grid), reach)  # k: thermal late by k steps
 
     lags = np.arange(-reach, reach + 1, coarse)
     scores = np.array([score(k) for k in lags])
