@@ -63,6 +63,8 @@ from sage_ros.stream.time_offset import OffsetWatch
 from sage_ros.stream.worker import InferenceWorker
 from sage_ros.topic_names import DIAGNOSTICS
 
+#: How often a pending pair's decision deadline is checked (the deadline itself is a period plus slop).
+PAIR_DEADLINE_POLL_S = 0.02
 #: End-to-end latencies outside this range (s) come from unsynchronised clocks or replayed stamps, not from us.
 PLAUSIBLE_LATENCY_S = (-1.0, 60.0)
 
@@ -150,7 +152,7 @@ class FusionNode(Node):
         is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
                              lambda: self.params.stale_timeout, (self._now_ns, time.monotonic_ns))
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
-                                  self.get_logger().warning, clock=self._now_ns)
+                                  self.get_logger().warning)
         self.offset_watch = OffsetWatch(self.intake.time_offset)
         self.offset_watch.start()
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report,
@@ -162,7 +164,9 @@ class FusionNode(Node):
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),
-                        self.create_timer(0.25, self.health.watchdog, clock=steady)]
+                        self.create_timer(0.25, self.health.watchdog, clock=steady),
+                        # A pair whose deadline passes with no further frame (a dropped one) goes out here.
+                        self.create_timer(PAIR_DEADLINE_POLL_S, lambda: self.intake.poll(self._now_ns()), clock=steady)]
         topics = {camera: self.inputs.subscriptions[camera].topic_name for camera in Camera}
         self.get_logger().info(
             f"fusing {topics[Camera.THERMAL]} ({p.thermal_transport}) + {topics[Camera.RGB]} ({p.rgb_transport}) "
@@ -177,8 +181,6 @@ class FusionNode(Node):
         self._timers = []
         if self.inputs is not None:
             self.inputs.close()
-        if self.intake is not None:
-            self.intake.close()  # its deadline timer publishes nothing after this
         if self.worker is not None:  # after the inputs: nothing submits any more; the job in hand finishes
             self.worker.stop()
             self.worker = None

@@ -33,15 +33,13 @@ class FrameIntake:
     ``on_single(camera, frame)`` a frame to publish alone (passthrough); ``is_stale(camera)`` says
     whether a camera counts as stale now; ``report_bad(source, kind, message)`` gets each rejected
     image; ``report_adopted(message)`` each change of clock, encoding or size a guard adopts.
-    ``clock()``, the clock of ``now_ns`` when it runs by itself (the live node's), lets a timer publish a
-    pending pair at its deadline when no further image comes; without one (a bag: "now" is the log time)
-    each image and :meth:`finish` decide.
+    A pending pair whose deadline passes with no further image is published by :meth:`poll` (the live
+    node calls it from a timer); in a bag each image and :meth:`finish` decide.
     """
 
     def __init__(self, params: FusionParams, on_pair: Callable[[Stamped, Stamped], None],
                  on_single: Callable[[Camera, Frame], None], is_stale: Callable[[Camera], bool],
-                 report_bad: Callable[[str, str, str], None], report_adopted: Callable[[str], None],
-                 clock: Callable[[], int] | None = None) -> None:
+                 report_bad: Callable[[str, str, str], None], report_adopted: Callable[[str], None]) -> None:
         self.params = params
         self._lock = threading.Lock()
         self._on_single, self._is_stale = on_single, is_stale
@@ -51,8 +49,6 @@ class FrameIntake:
         self.pairer = ApproximateTimePairer(params.queue_size, params.slop, on_pair,
                                             lambda camera, kind, message: report_bad(camera.label, kind, message),
                                             params.pairing_rate_bound)
-        self._clock = clock
-        self._timer: threading.Timer | None = None
         self.time_offset = TimeOffsetEstimator(params.time_offset, params.auto_time_offset)
         self.sizes: dict[Camera, tuple[int, int]] = {}  # (width, height) of each camera's latest accepted image
         self.last_stamp: dict[Camera, int] = {}
@@ -106,37 +102,12 @@ class FrameIntake:
         if not paired and self.params.on_stale == "passthrough" and self._is_stale(camera.other):
             self.pairer.withdraw(camera, pair_ns)  # out alone: it must not go out in a pair later too
             self._on_single(camera, frame)
-        self._arm()
         return True
 
     def poll(self, now_ns: int) -> int:
         """Publish the pending pair if its deadline has passed at ``now_ns``; returns how many pairs went out."""
         with self._lock:
             return self.pairer.expire(now_ns)
-
-    def _arm(self) -> None:
-        """One timer at a time, at the pending pair's deadline (lock held)."""
-        deadline = self.pairer.next_deadline_ns
-        if self._clock is None or self._timer is not None or deadline is None:
-            return
-        self._timer = threading.Timer(max(0.0, (deadline - self._clock()) / 1e9), self._on_timer)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._clock is not None:
-                self.pairer.expire(self._clock())
-                self._arm()
-
-    def close(self) -> None:
-        """Stop the deadline timer (deactivation): nothing is published after this."""
-        with self._lock:
-            self._clock = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
 
     def _accepted(self, camera: Camera, verdict) -> bool:
         if not verdict.accepted:
