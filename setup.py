@@ -16,7 +16,9 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Real-time infrared + visible image fusion (SAGE, CVPR 2025) for ROS 2",
-    long_description=Path("README.md").read_text(encoding="utf-8"),
+    # colcon --symlink-install runs this from build/sage_ros, where README.md is not linked.
+    long_description=(Path(__file__).resolve().parent / "README.md").read_text(encoding="utf-8")
+    if (Path(__file__).resolve().parent / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
