@@ -225,7 +225,7 @@ class ApproximateTimePairer:
         if newest is not None and stamp_ns > newest:
             self._gaps[camera].append(stamp_ns - newest)
         self._newest[camera] = stamp_ns
-        if self.rate_bound_fraction > 0 and len(self._gaps[camera]) >= 3:  # a median of three gaps at least
+        if self.rate_bound_fraction > 0 and self._gaps[camera]:  # from the first gap: the fraction is the margin
             self._bound_ns[camera] = int(self.rate_bound_fraction * median(self._gaps[camera]))
 
     def _restart(self) -> None:
