@@ -245,9 +245,9 @@ class FusionNode(Node):
     def _on_pair(self, thermal: Stamped, rgb: Stamped) -> None:
         self.stats.count("pairs")
         self.stats.record(pair_dt_ms=abs(thermal.stamp_ns - rgb.stamp_ns) / 1e6)
-        waits = self.intake.pairer.waits_ns  # how long this pair's later message waited to be proven best
-        if waits:
-            self.stats.record(pair_wait_ms=waits[-1] / 1e6)
+        arrivals = [s.arrival_ns for s in (thermal, rgb) if s.arrival_ns is not None]
+        if arrivals:  # how long the pair's later message waited until the pair was proven best
+            self.stats.record(pair_wait_ms=(self._now_ns() - max(arrivals)) / 1e6)
         self.worker.submit(Job.pair(thermal.item, rgb.item))
 
     # ----- inference and output (worker threads) ------------------------------------------------
