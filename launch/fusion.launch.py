@@ -12,6 +12,7 @@ packaged config/fusion.yaml).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -23,6 +24,7 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 from sage_ros.parameters import launch_parameters
 
+NODE_NAME = "sage_fusion"
 #: Node parameters exposed as launch arguments -> their types (from the parameter table).
 PARAMETER_ARGUMENTS = {name: kind for name, _, kind in launch_parameters()}
 # (name, default, description). A parameter argument's empty default leaves the value of params_file in force.
@@ -36,8 +38,11 @@ ARGUMENTS = [
     ("managed", "false", "run the managed (lifecycle) node, managed_fusion_node, instead of fusion_node"),
     ("autostart", "true", "with managed:=true, configure and activate it at launch (false: leave the transitions "
                           "to a lifecycle manager)"),
-    ("log_level", "info", "log level of the fusion node"),
+    ("use_sim_time", "false", "use /clock (a bag played with --clock, a simulator) as the node's time"),
+    ("log_level", "info", "log level of the fusion node (its logger, under any namespace)"),
     ("rviz", "false", "also start rviz2 with the packaged thermal / RGB / fused view"),
+    ("rviz_fixed_frame", "base_link", "rviz2's fixed frame (its image panels need no TF; set a frame your robot "
+                                      "publishes, e.g. the fused image's frame_id, to silence rviz's frame error)"),
 ]
 
 
@@ -48,9 +53,9 @@ def _typed(text: str, kind: type):
     return kind(text)
 
 
-def _sibling(topic: str, name: str) -> str:
-    head = topic.rsplit("/", 1)[0] if "/" in topic else ""
-    return f"{head}/{name}" if head else name
+def _logger_name(namespace: str, node_name: str) -> str:
+    """rcl names a node's logger after its namespace and name, with dots: ``front/cams`` -> ``front.cams.<name>``."""
+    return ".".join([part for part in namespace.split("/") if part] + [node_name])
 
 
 def _absolute(topic: str, namespace: str) -> str:
@@ -65,23 +70,21 @@ def _launch_setup(context, *args, **kwargs):
     share = FindPackageShare("sage_ros").perform(context)
     params_file = value["params_file"] or os.path.join(share, "config", "fusion.yaml")
     overrides = {name: _typed(value[name], kind) for name, kind in PARAMETER_ARGUMENTS.items() if value[name]}
-    remappings = []
-    for local, topic in (("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
-                         ("fused/image", value["fused_topic"])):
-        # image_transport naming: the compressed topic follows its image topic (<topic>/compressed).
-        remappings += [(local, topic), (f"{local}/compressed", f"{topic}/compressed"),
-                       (f"{local}/compressedDepth", f"{topic}/compressedDepth"),
-                       (_sibling(local, "camera_info"), _sibling(topic, "camera_info"))]
-    node = dict(package="sage_ros", name="sage_fusion", namespace=value["namespace"],
+    overrides["use_sim_time"] = _typed(value["use_sim_time"], bool)
+    # One remap per base topic: the node derives <topic>/compressed and the sibling camera_info from the
+    # resolved base, as image_transport does.
+    remappings = [("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
+                  ("fused/image", value["fused_topic"])]
+    logger = _logger_name(value["namespace"], NODE_NAME)
+    node = dict(package="sage_ros", name=NODE_NAME, namespace=value["namespace"],
                 parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,
-                arguments=["--ros-args", "--log-level", f"sage_fusion:={value['log_level']}"])
+                arguments=["--ros-args", "--log-level", f"{logger}:={value['log_level']}"])
     if _typed(value["managed"], bool):
         actions = _managed_node(node, autostart=_typed(value["autostart"], bool))
     else:
         actions = [Node(executable="fusion_node", **node)]
     if _typed(value["rviz"], bool):
-        actions.append(Node(package="rviz2", executable="rviz2", name="sage_fusion_rviz", output="screen",
-                            arguments=["-d", _rviz_config(share, value)]))
+        actions += _rviz(share, value, params_file, overrides)
     return actions
 
 
@@ -107,13 +110,39 @@ def _managed_node(node: dict, autostart: bool) -> list:
     return [managed, activate_once_configured, change(Transition.TRANSITION_CONFIGURE)]
 
 
-def _rviz_config(share: str, value: dict) -> str:
-    """The packaged view, with its topics rewritten for this namespace and these remappings."""
+def _rviz(share: str, value: dict, params_file: str, overrides: dict) -> list:
+    """rviz2 with the packaged view, and the removal of its rewritten copy when the launch shuts down."""
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnShutdown
+
+    from sage_ros.bags.params_file import load_params  # the effective transports (argument or params_file)
+
+    params, _ = load_params(params_file, {k: v for k, v in overrides.items() if k in PARAMETER_ARGUMENTS})
+    path = _rviz_config(share, value, {"thermal": params.thermal_transport, "rgb": params.rgb_transport})
+    rviz = Node(package="rviz2", executable="rviz2", name="sage_fusion_rviz", output="screen",
+                arguments=["-d", path])
+    remove = RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: _remove(path)))
+    return [rviz, remove]
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _rviz_config(share: str, value: dict, transports: dict[str, str]) -> str:
+    """The packaged view, with its topics rewritten for this namespace, these remappings and transports
+    (rviz2's image display subscribes ``<base>/compressed`` through image_transport when the topic ends so)."""
     with open(os.path.join(share, "rviz", "fusion.rviz"), encoding="utf-8") as handle:
         text = handle.read()
-    for default, topic in (("/thermal/image", value["thermal_topic"]), ("/rgb/image", value["rgb_topic"]),
-                           ("/fused/image", value["fused_topic"])):
-        text = text.replace(f"Value: {default}\n", f"Value: {_absolute(topic, value['namespace'])}\n")
+    for camera, default, topic in (("thermal", "/thermal/image", value["thermal_topic"]),
+                                   ("rgb", "/rgb/image", value["rgb_topic"]),
+                                   ("fused", "/fused/image", value["fused_topic"])):
+        shown = _absolute(topic, value["namespace"])
+        if transports.get(camera, "raw") != "raw":
+            shown = f"{shown}/{transports[camera]}"
+        text = text.replace(f"Value: {default}\n", f"Value: {shown}\n")
+    text = text.replace("Fixed Frame: base_link\n", f"Fixed Frame: {value['rviz_fixed_frame']}\n")
     handle, path = tempfile.mkstemp(prefix="sage_fusion_", suffix=".rviz")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)

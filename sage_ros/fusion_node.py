@@ -117,7 +117,7 @@ class FusionNode(Node):
                                       f"a folder; using {p.engine_cache_folder} (set engine_cache_dir instead)")
         # One clock: the node's (ROS time; /clock under use_sim_time) for stamps, rates and latency.
         self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
-        self.outputs = FusedOutputs(self._create_output_publisher, p.qos_depth)
+        self.outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
     def load_model(self) -> None:

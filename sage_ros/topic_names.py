@@ -22,5 +22,17 @@ def camera_info_topic(camera_label: str) -> str:
 
 
 def transport_topic(base: str, transport: str) -> str:
-    """image_transport naming: the raw transport is the base topic, the others ``<base>/<transport>``."""
+    """image_transport naming: the raw transport is the base topic, the others ``<base>/<transport>``.
+
+    Give it the *resolved* base (the node's ``resolve_topic_name``, remaps applied) as image_transport
+    does since Kilted, so that one remap of the base topic moves every transport with it."""
     return base if transport == "raw" else f"{base}/{transport}"
+
+
+def sibling_camera_info(image: str) -> str:
+    """The camera_info topic beside an image topic, as ``image_transport::CameraSubscriber`` derives it:
+    ``/front/flir/image`` -> ``/front/flir/camera_info``, ``image`` -> ``camera_info``."""
+    head = image.rsplit("/", 1)[0] if "/" in image else None
+    if head is None:
+        return "camera_info"
+    return f"{head}/camera_info"

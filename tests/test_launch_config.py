@@ -59,6 +59,7 @@ def _load_launch_file(monkeypatch, share: Path):
             RegisterEventHandler=RegisterEventHandler,
             OpaqueFunction=lambda function: types.SimpleNamespace(function=function)),
         "launch.events": types.SimpleNamespace(matches_action=lambda action: ("matches", action)),
+        "launch.event_handlers": types.SimpleNamespace(OnShutdown=Recorded),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros": types.SimpleNamespace(),
         "launch_ros.actions": types.SimpleNamespace(Node=Recorded, LifecycleNode=LifecycleNode),
@@ -93,23 +94,45 @@ def test_launch_setup_passes_parameters_remaps_and_rviz(monkeypatch, tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "rviz").mkdir()
     (tmp_path / "rviz" / "fusion.rviz").write_text((REPO / "rviz" / "fusion.rviz").read_text())
+    (tmp_path / "config" / "fusion.yaml").write_text((REPO / "config" / "fusion.yaml").read_text())
     module = _load_launch_file(monkeypatch, tmp_path)
     context = {name: default for name, default, _ in module.ARGUMENTS}
     context.update(namespace="front", thermal_topic="/boson/image_raw", slop="0.1", model_file_path="/m/a.onnx",
                    rviz="true")
-    fusion, rviz = module._launch_setup(context)
+    fusion, rviz, cleanup = module._launch_setup(context)
     kwargs = fusion.kwargs
     assert kwargs["executable"] == "fusion_node" and kwargs["namespace"] == "front"
     params_file, overrides = kwargs["parameters"]
     assert params_file == str(tmp_path / "config" / "fusion.yaml")
-    assert overrides == {"slop": 0.1, "model_file_path": "/m/a.onnx"}  # empty arguments leave params_file's
-    assert ("thermal/image", "/boson/image_raw") in kwargs["remappings"]
-    assert ("thermal/camera_info", "/boson/camera_info") in kwargs["remappings"]
-    assert ("thermal/image/compressed", "/boson/image_raw/compressed") in kwargs["remappings"]
-    assert ("thermal/image/compressedDepth", "/boson/image_raw/compressedDepth") in kwargs["remappings"]
-    assert ("fused/image/compressed", "fused/image/compressed") in kwargs["remappings"]
+    # empty arguments leave params_file's; use_sim_time is always the argument's (default false)
+    assert overrides == {"slop": 0.1, "model_file_path": "/m/a.onnx", "use_sim_time": False}
+    # one remap per base topic: the node derives <base>/compressed and camera_info from the resolved base
+    assert kwargs["remappings"] == [("thermal/image", "/boson/image_raw"), ("rgb/image", "rgb/image"),
+                                    ("fused/image", "fused/image")]
+    assert kwargs["arguments"] == ["--ros-args", "--log-level", "front.sage_fusion:=info"]
     view = Path(rviz.kwargs["arguments"][1]).read_text()
     assert "Value: /boson/image_raw\n" in view and "Value: /front/rgb/image\n" in view
+    assert "Fixed Frame: base_link\n" in view
+    assert module._logger_name("/a/b/", "sage_fusion") == "a.b.sage_fusion"
+    cleanup.args[0].kwargs["on_shutdown"](None, None)  # the rewritten view is removed when the launch ends
+    assert not Path(rviz.kwargs["arguments"][1]).exists()
+
+
+def test_rviz_view_follows_compressed_transports_and_the_fixed_frame(monkeypatch, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "rviz").mkdir()
+    (tmp_path / "rviz" / "fusion.rviz").write_text((REPO / "rviz" / "fusion.rviz").read_text())
+    (tmp_path / "config" / "fusion.yaml").write_text("/**:\n  ros__parameters:\n    rgb_transport: compressed\n")
+    module = _load_launch_file(monkeypatch, tmp_path)
+    context = {name: default for name, default, _ in module.ARGUMENTS}
+    context.update(rviz="true", thermal_transport="compressedDepth", rviz_fixed_frame="flir_optical")
+    _, rviz, cleanup = module._launch_setup(context)
+    view = Path(rviz.kwargs["arguments"][1]).read_text()
+    # rviz2's image display picks the transport from the topic's last name (image_transport naming)
+    assert "Value: /thermal/image/compressedDepth\n" in view  # the launch argument
+    assert "Value: /rgb/image/compressed\n" in view  # params_file's value
+    assert "Value: /fused/image\n" in view and "Fixed Frame: flir_optical\n" in view
+    cleanup.args[0].kwargs["on_shutdown"](None, None)
     assert module._typed("false", bool) is False and module._typed("7", int) == 7
 
 

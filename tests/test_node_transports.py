@@ -175,3 +175,37 @@ def test_a_decoder_survives_an_unexpected_error_and_reports_it():
     assert second.wait(5)
     decoder.stop()
     assert handled == ["fine"] and [str(e) for e in errors] == ["unexpected"]
+
+
+def test_one_remap_of_a_base_topic_moves_its_transport_and_camera_info():
+    """image_transport naming (Kilted): the base topic is resolved, remaps included, before ``/compressed``
+    and the sibling ``camera_info`` are derived from it, for the inputs and the fused outputs alike."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from sage_ros.fusion_node import FusionNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        overrides = [Parameter("warmup", value=False), Parameter("backend", value="torch"),
+                     Parameter("thermal_transport", value="compressed")]
+        node = FusionNode(context=context, namespace="/front", parameter_overrides=overrides,
+                          cli_args=["--ros-args", "-r", "thermal/image:=/flir/image", "-r", "fused/image:=out/fused"])
+        try:
+            inputs = node.inputs
+            assert inputs.subscriptions[Camera.THERMAL].topic_name == "/flir/image/compressed"
+            assert inputs.subscriptions[Camera.RGB].topic_name == "/front/rgb/image"
+            assert [s.topic_name for s in inputs._info_subscriptions] == ["/flir/camera_info", "/front/rgb/camera_info"]
+            assert node.outputs.topic_names == ["/front/out/fused", "/front/out/fused/compressed",
+                                                "/front/out/camera_info"]
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_diagnostics_status_name_carries_the_namespace(loop):
+    assert loop.wait_for(lambda: bool(loop.diagnostics))
+    names = [status.name for status in loop.diagnostics[-1].status]
+    assert names == ["test/sage_fusion: fusion"]  # unique per node: two namespaced instances never collide

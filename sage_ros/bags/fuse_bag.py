@@ -36,7 +36,7 @@ from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.frame_path import FusedFrame
-from sage_ros.topic_names import FUSED_CAMERA_INFO, FUSED_IMAGE
+from sage_ros.topic_names import FUSED_CAMERA_INFO, FUSED_IMAGE, sibling_camera_info
 
 #: Where the fused stream goes in the output bag: the node's topics, at the root.
 FUSED_TOPIC, FUSED_INFO_TOPIC = f"/{FUSED_IMAGE}", f"/{FUSED_CAMERA_INFO}"
@@ -93,8 +93,7 @@ def _copies(source: InputBag, out: OutputBag, result: BagFusionResult) -> dict[i
 
 def camera_info_topic(source: InputBag, image_topic: ImageTopic) -> str | None:
     """The camera's sensor_msgs/CameraInfo topic in the bag (the image topic's sibling ``camera_info``), or None."""
-    head = image_topic.base.rsplit("/", 1)[0]
-    name = f"{head}/camera_info"
+    name = sibling_camera_info(image_topic.base)
     return name if source.topics.get(name, ("", 0))[0] == CAMERA_INFO else None
 
 

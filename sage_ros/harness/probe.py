@@ -17,7 +17,7 @@ from sage_ros.codec.image import array_to_image_fields
 from sage_ros.harness.pairs import THERMAL_OFFSET_NS, InputPair
 from sage_ros.topic_names import image_topic
 
-#: The name of the fusion node's status in /diagnostics begins with the node's name.
+#: The fusion node's status in /diagnostics is named "<namespace>/<node name>: fusion".
 FUSION_NODE_NAME = "sage_fusion"
 
 
@@ -33,9 +33,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0,
 
 
 def fusion_diagnostics(msg, node_name: str = FUSION_NODE_NAME) -> dict[str, str] | None:
-    """The fusion node's key-values (and ``message``) in a DiagnosticArray, or None if it holds none."""
+    """The fusion node's key-values (and ``message``) in a DiagnosticArray, or None if it holds none.
+
+    ``node_name`` is the node's name (any namespace) or its fully qualified name without the leading /."""
     for status in msg.status:
-        if status.name.startswith(node_name):
+        qualified = status.name.split(":", 1)[0]
+        if qualified == node_name or qualified.endswith(f"/{node_name}"):
             values = {kv.key: kv.value for kv in status.values}
             values["message"] = status.message
             return values

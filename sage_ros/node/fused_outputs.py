@@ -17,7 +17,7 @@ from std_msgs.msg import Header
 from sage_ros.codec.cdr import image_to_cdr
 from sage_ros.codec.compressed import encode_jpeg
 from sage_ros.stream.frame_path import FusedFrame
-from sage_ros.topic_names import FUSED_CAMERA_INFO, FUSED_COMPRESSED, FUSED_IMAGE
+from sage_ros.topic_names import FUSED_IMAGE, sibling_camera_info, transport_topic
 
 
 def ros_header(header) -> Header:
@@ -28,13 +28,18 @@ def ros_header(header) -> Header:
 
 
 class FusedOutputs:
-    """The three fused publishers, created with ``create_publisher(msg_type, topic, qos)``."""
+    """The three fused publishers, created with ``create_publisher(msg_type, topic, qos)``.
 
-    def __init__(self, create_publisher: Callable, qos_depth: int) -> None:
+    ``resolve`` is the node's ``resolve_topic_name``: like image_transport's CameraPublisher, the
+    compressed and camera_info topics follow the *resolved* image topic, so remapping ``fused/image``
+    alone moves all three."""
+
+    def __init__(self, create_publisher: Callable, resolve: Callable[[str], str], qos_depth: int) -> None:
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        self.image = create_publisher(Image, FUSED_IMAGE, qos)
-        self.compressed = create_publisher(CompressedImage, FUSED_COMPRESSED, qos)
-        self.info = create_publisher(CameraInfo, FUSED_CAMERA_INFO, qos)
+        base = resolve(FUSED_IMAGE)
+        self.image = create_publisher(Image, base, qos)
+        self.compressed = create_publisher(CompressedImage, transport_topic(base, "compressed"), qos)
+        self.info = create_publisher(CameraInfo, sibling_camera_info(base), qos)
         self.publishers = (self.image, self.compressed, self.info)
 
     @property

@@ -147,7 +147,10 @@ class HealthMonitor:
                                        alignment_items + self._time_offset() + repeats + idle_items)
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
-        array.status = [DiagnosticStatus(level=LEVELS[level], name=f"{self.node.get_name()}: fusion",
+        # The fully qualified name (namespace included): two instances must not share a status name
+        # in aggregator views ("front/sage_fusion: fusion", like diagnostic_updater's "<node>: <task>").
+        name = f"{self.node.get_fully_qualified_name().lstrip('/')}: fusion"
+        array.status = [DiagnosticStatus(level=LEVELS[level], name=name,
                                          message=message, hardware_id=self.node.get_fully_qualified_name(),
                                          values=[KeyValue(key=k, value=v) for k, v in values])]
         self.publisher.publish(array)

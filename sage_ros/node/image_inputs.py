@@ -3,7 +3,10 @@
 Per camera the node subscribes to ``<camera>/image`` (``sensor_msgs/Image``, transport ``raw``) or
 ``<camera>/image/compressed`` / ``<camera>/image/compressedDepth`` (``sensor_msgs/CompressedImage``,
 transports ``compressed`` / ``compressedDepth``: the image_transport naming), and to
-``<camera>/camera_info``. A raw message is converted on the executor thread from its serialized bytes
+``<camera>/camera_info``. As image_transport does (since Kilted), the base topic is resolved first
+(namespace and remaps applied) and the transport and camera_info names are derived from the result,
+so ``-r thermal/image:=/flir/image`` moves ``/flir/image/compressed`` and ``/flir/camera_info`` too.
+A raw message is converted on the executor thread from its serialized bytes
 (``image_from_cdr``: one copy and a few checks); a compressed one is decoded on a thread of its camera
 (:class:`~sage_ros.stream.decode_queue.DecodeQueue`), so JPEG/PNG decoding never holds up the executor.
 Either way the image then goes to the node's :class:`~sage_ros.stream.intake.FrameIntake` (guards, pairing).
@@ -27,7 +30,7 @@ from sage_ros.parameters import FusionParams
 from sage_ros.stream.decode_queue import DecodeQueue
 from sage_ros.stream.intake import FrameIntake
 from sage_ros.stream.stats import FusionStats
-from sage_ros.topic_names import camera_info_topic, image_topic, transport_topic
+from sage_ros.topic_names import image_topic, sibling_camera_info, transport_topic
 
 
 class ImageInputs:
@@ -58,7 +61,7 @@ class ImageInputs:
                        else ReliabilityPolicy.RELIABLE)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability)
         for camera in Camera:
-            transport = p.transport(camera)
+            transport, base = p.transport(camera), self.node.resolve_topic_name(image_topic(camera.label))
             if transport != "raw":  # compressed or compressedDepth: CompressedImage on <camera>/image/<transport>
                 decoder = DecodeQueue(f"sage_fusion_decode_{camera.label}",
                                       lambda msg, c=camera: self._decode(c, msg),
@@ -67,14 +70,14 @@ class ImageInputs:
                 decoder.start()
                 self.decoders[camera] = decoder
                 self.subscriptions[camera] = self.node.create_subscription(
-                    CompressedImage, transport_topic(image_topic(camera.label), transport),
+                    CompressedImage, transport_topic(base, transport),
                     lambda msg, c=camera: self._on_compressed(c, msg), qos)
             else:
                 # Serialized (raw=True): rclpy's own conversion would copy the pixels three times.
                 self.subscriptions[camera] = self.node.create_subscription(
-                    Image, image_topic(camera.label), lambda data, c=camera: self._on_raw(c, data), qos, raw=True)
+                    Image, base, lambda data, c=camera: self._on_raw(c, data), qos, raw=True)
             self._info_subscriptions.append(self.node.create_subscription(
-                CameraInfo, camera_info_topic(camera.label),
+                CameraInfo, sibling_camera_info(base),
                 lambda msg, c=camera: self.camera_info.__setitem__(c, msg), qos))
 
     def close(self) -> None:
