@@ -31,33 +31,43 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
+    # Ranges, not pins: a robot brings its own PyTorch (JetPack's CUDA wheel), NumPy and OpenCV (Ubuntu's apt),
+    # and pip must not replace them. Our own environment pins exact versions in constraints/ (run.sh), and the
+    # test command also runs the library and node tests with the oldest versions claimed here
+    # (constraints/oldest.txt). OpenCV is imported as cv2 whoever installed it (apt's python3-opencv, a pip
+    # wheel), so it is not a requirement a pip install could satisfy by shadowing the system's: the [opencv]
+    # extra installs a wheel where none is present.
     install_requires=[
-        "torch==2.14.1",
-        "torchvision==0.29.1",
-        "numpy>=1.24,<3",  # a range: a system ROS 2 brings its own NumPy
-        "opencv-python-headless==5.0.0.93",
-        "tqdm==4.70.1",
-        "PyYAML==6.0.4",
+        "torch>=2.3",  # JetPack 6.0's PyTorch 2.3 is the oldest claimed
+        "numpy>=1.21",  # Ubuntu 22.04 / Humble / JetPack 6 ship 1.21, Ubuntu 24.04 / Jazzy 1.26
+        "tqdm>=4.62",
+        "PyYAML>=5.4",  # Ubuntu 22.04's python3-yaml
         # rosbag2 (MCAP, SQLite3) read and written in pure Python for `sage-fuse --bag` and the demo's
         # recording: no ROS install needed, so it is a plain dependency, not part of the [ros] extra.
-        "rosbags==0.11.9",
+        "rosbags>=0.11,<0.12",
     ],
     extras_require={
         # ROS 2 Kilted as wheels, for machines without a system ROS 2 install.
+        # OpenCV as a pip wheel, for machines without apt's python3-opencv.
+        "opencv": ["opencv-python-headless>=4.5"],
         "ros": [
-            "ros-kilted-rclpy[fastrtps]==9.1.2",
-            "ros-kilted-sensor-msgs==5.5.1",
-            "ros-kilted-std-msgs==5.5.1",
-            "ros-kilted-diagnostic-msgs==5.5.1",
+            "ros-kilted-rclpy[fastrtps]>=9.1",
+            "ros-kilted-sensor-msgs>=5.5",
+            "ros-kilted-std-msgs>=5.5",
+            "ros-kilted-diagnostic-msgs>=5.5",
+            "ros-kilted-lifecycle-msgs>=2.3",
+            "ros-kilted-ament-index-python>=1.11",
         ],
-        "sam": ["segment-anything==1.0"],
+        "sam": ["segment-anything>=1.0", "torchvision>=0.18"],
         # Training and evaluation tools (training/): SAM priors, TensorBoard logs, metric charts.
-        "train": ["segment-anything==1.0", "tensorboard==2.21.0", "matplotlib==3.11.2"],
+        "train": ["segment-anything>=1.0", "torchvision>=0.18", "tensorboard>=2.14", "matplotlib>=3.5"],
         # Exported models: ONNX (export and checks) and ONNX Runtime (a CPU/CUDA inference backend).
-        "export": ["onnx==1.23.2", "onnxruntime==1.32.0"],
+        "export": ["onnx>=1.14", "onnxruntime>=1.16"],
         # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
         "tensorrt": ["torch-tensorrt"],
-        "dev": ["pytest==9.2.0", "hypothesis==6.148.0", "psutil==7.2.2", "ruff==0.17.6"],
+        # Tests: the launch tests run the real launch system (../shared/vendor/ros2_launch, put on the path by
+        # the tests), which needs osrf-pycommon beside it (and lark, which rosidl brings as lark-parser).
+        "dev": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "ruff==0.17.6", "osrf-pycommon>=2.0"],
     },
     entry_points={
         "console_scripts": [

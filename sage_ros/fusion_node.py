@@ -295,9 +295,22 @@ class FusionNode(Node):
         super().destroy_node()
 
 
-def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None) -> int:
-    """Start ``node_class`` and spin it until shutdown; a bad parameter at start is one line and exit 2."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
+def wants_help(args: list[str]) -> bool:
+    """``-h``/``--help`` among the program's own arguments (those before ``--ros-args``)."""
+    own = args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
+    return any(arg in ("-h", "--help") for arg in own)
+
+
+def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None, usage: str = __doc__) -> int:
+    """Start ``node_class`` and spin it until shutdown; a bad parameter at start is one line and exit 2.
+    ``--help`` prints ``usage`` and the parameters with their defaults, and starts nothing."""
+    args = argv if argv is not None else sys.argv
+    if wants_help(args):
+        from sage_ros.parameters import render_yaml
+
+        print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
+        return 0
+    rclpy.init(args=args)
     try:
         node = node_class()
     except ConfigError as exc:

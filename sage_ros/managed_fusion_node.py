@@ -20,6 +20,10 @@ its previous state.
     ros2 run sage_ros managed_fusion_node
     ros2 lifecycle set /sage_fusion configure && ros2 lifecycle set /sage_fusion activate
     ros2 launch sage_ros fusion.launch.py managed:=true   # configured and activated by the launch file
+
+nav2's lifecycle manager also expects each managed node to open a bond (the ``bond`` package, C++ and
+rospy only: there is no rclpy bond), and aborts bringup after ``bond_timeout`` (4 s) without one: give
+this node its own lifecycle manager with ``bond_timeout: 0.0``, or manage it from the launch file.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class ManagedFusionNode(LifecycleNodeMixin, FusionNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node(ManagedFusionNode, "managed_fusion_node", argv)
+    return run_node(ManagedFusionNode, "managed_fusion_node", argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,19 @@ def m3fd() -> Path:
 @pytest.fixture(scope="session")
 def tno() -> Path:
     return require_shared(DATASETS / "tno25")
+
+
+@pytest.fixture(scope="session", params=[False, True], ids=["colcon-build", "colcon-symlink-install"])
+def ros_workspace(request, tmp_path_factory):
+    """The package built by colcon in a throwaway workspace, plainly and with --symlink-install."""
+    from tests.ros_workspace import built_workspace
+
+    return built_workspace(tmp_path_factory, symlink_install=request.param)
+
+
+@pytest.fixture(scope="session")
+def symlink_workspace(tmp_path_factory):
+    """The developer's build (--symlink-install), for the launch tests."""
+    from tests.ros_workspace import built_workspace
+
+    return built_workspace(tmp_path_factory, symlink_install=True)

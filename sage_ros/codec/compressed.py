@@ -93,7 +93,16 @@ def parse_format(format_text: str) -> tuple[str, str, str]:
                              f"{SUPPORTED}")
 
 
+def _jpeg_complete(buffer: np.ndarray) -> bool:
+    """Whether JPEG data ends with its EOI marker (FF D9; never inside entropy-coded data, where FF is
+    stuffed). OpenCV before 4.6 decodes a truncated JPEG without an error, the missing rows grey."""
+    return b"\xff\xd9" in buffer[-64:].tobytes().rstrip(b"\x00")
+
+
 def _imdecode(buffer: np.ndarray, what: str) -> np.ndarray:
+    if buffer[:2].tobytes() == b"\xff\xd8" and not _jpeg_complete(buffer):  # JPEG data, whatever the label
+        raise BadCompressedImage("compressed_data", f"{what} data ({buffer.size} bytes) cannot be decoded: "
+                                 "truncated (no end-of-image marker)")
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)  # UNCHANGED: 16-bit PNG stays 16-bit
     except cv2.error as exc:
