@@ -174,7 +174,7 @@ def test_the_term_on_the_spa_teacher_step(data, detector_file, tmp_path):
     from sage_core.train.distiller import Distiller
 
     overrides = _overrides(data, tmp_path, f"{{detector: {detector_file}, applies_to: both}}",
-                           **{"teacher.kind": "spa", "sam.allow_random": "true", "run.steps": 2})
+                           **{"teacher.kind": "spa", "sam.allow_random": "true", "run.steps": 2, "data.max_images": 1})
     distiller = Distiller(load_config(SMOKE, overrides), tmp_path / "run", progress=False)
     teacher = [p.detach().clone() for p in distiller.teacher.parameters()]
     values = distiller.teacher_step()
