@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from sage_core.errors import ConfigError
+from sage_core.train.detection import DetectionConfig, check_detection
 from sage_core.train.losses import TripletWeights
 from sage_core.train.sam_priors import GeneratorSettings
 from sage_core.train.segmentation import SegmentationConfig, check_segmentation
@@ -48,6 +49,7 @@ class TeacherConfig:
     heads: int = 2
     pool: int = 4
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)  # off unless labels are given
+    detection: DetectionConfig = field(default_factory=DetectionConfig)  # off unless a detector is given
 
 
 @dataclass
@@ -186,6 +188,7 @@ def check_config(c: DistillConfig) -> None:
     if c.teacher.segmentation.enabled and c.teacher.kind != "spa":
         raise ConfigError("teacher.segmentation is a term of the SPA teacher's loss (teacher.kind spa)")
     check_segmentation(c.teacher.segmentation)
+    check_detection(c.teacher.detection, c.teacher.kind)
     build_section(TripletWeights, c.loss.triplet, "loss.triplet")
     build_section(GeneratorSettings, c.sam.generator, "sam.generator")
 

@@ -53,10 +53,12 @@ def unpack_masks(packed: torch.Tensor, k: int, planes: int, min_pixels: int = 16
 
 def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | None, rank: int = 0, world: int = 1,
                         progress: bool = True, teacher_outputs: TeacherOutputCache | None = None,
-                        labels: LabelSource | None = None) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+                        labels: LabelSource | None = None,
+                        chroma: bool = False) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """Named H x W planes per image of this process's shard (every world-th pair): ``y``, ``ir``, and
     ``reference`` (a frozen teacher's output), ``ir_masks``/``vis_masks`` (packed SAM masks),
-    ``cr``/``cb``/``labels`` (segmentation term) when those are configured.
+    ``cr``/``cb``/``labels`` (segmentation term) when those are configured; ``cr``/``cb`` also with
+    ``chroma`` (the detection term sees colour frames).
 
     Every image is checked against the crop size before SAM runs on any. SAM masks come from the
     cache, so SAM runs once per image across epochs and runs.
@@ -80,8 +82,10 @@ def load_training_items(pairs: list, crop: tuple[int, int], cache: MaskCache | N
             ir8, vis_rgb = sam_inputs(ir, vis)
             planes["ir_masks"] = pack_masks(cache.masks(ir8), cache.keep)
             planes["vis_masks"] = pack_masks(cache.masks(vis_rgb), cache.keep)
+        if labels is not None or chroma:
+            planes.update(cr=luma.cr, cb=luma.cb)
         if labels is not None:
-            planes.update(cr=luma.cr, cb=luma.cb, labels=labels.read(pair, planes["y"].shape))
+            planes["labels"] = labels.read(pair, planes["y"].shape)
         items.append(planes)
     return items, [str(p.ir) for p in chosen]
 

@@ -9,6 +9,9 @@ Batches alternate between the two levels when the teacher trains (``teacher.kind
   + ``follow`` x the student's pixel and contrastive loss with roles swapped + ``follow_feature``
   x the feature loss, pulling the teacher towards outputs the student can reproduce.
 
+``teacher.detection`` (a frozen detector, :mod:`sage_core.train.detection`) adds its term to the
+student's step, the teacher's, or both (``applies_to``).
+
 ``teacher.kind: sage-official`` uses the released student as a frozen teacher (no SAM),
 ``teacher.kind: none`` trains the student on the fusion terms alone. One process or many
 under ``torchrun`` (gradients all-reduced; gloo on CPU, NCCL on GPU); only rank 0 writes.
@@ -40,6 +43,7 @@ from sage_core.train import state
 from sage_core.train.config import DistillConfig, build_section
 from sage_core.train.crops import Batch, CropSampler, make_batch
 from sage_core.train.data import TeacherOutputCache, load_training_items, mask_cache, training_pairs, validation_pairs
+from sage_core.train.detection import DetectionTerm
 from sage_core.train.losses import (
     FeatureProjections,
     TripletWeights,
@@ -115,6 +119,8 @@ class Distiller:
             self.phi = SamFeatures(self.cache.sam, c.sam.feature_blocks).to(self.device)
         seg = c.teacher.segmentation
         self.segmentation = SegmentationTerm(seg, self.device) if seg.enabled else None
+        det = c.teacher.detection
+        self.detection = DetectionTerm(det, self.device) if det.enabled else None
 
     def _build_data(self) -> None:
         """Each process loads its shard of the training images; the frozen teacher's outputs are cached."""
@@ -126,7 +132,8 @@ class Distiller:
         seg = c.teacher.segmentation
         items, self.train_files = load_training_items(training_pairs(c), tuple(c.data.crop), self.cache,
                                                       self.rank, self.world, self.progress, self.teacher_outputs,
-                                                      LabelSource(seg) if seg.enabled else None)
+                                                      LabelSource(seg) if seg.enabled else None,
+                                                      chroma=c.teacher.detection.enabled)
         # With labels, crops are cut around labelled regions so the segmentation term sees them.
         self.sampler = CropSampler(items, tuple(c.data.crop), seed=c.run.seed + self.rank,
                                    focus="labels" if seg.enabled else None, ignore=seg.ignore_index)
@@ -196,6 +203,8 @@ class Distiller:
         terms = triplet_terms(fused, reference, batch.y, batch.ir, self._patches(batch), self.phi, self.weights)
         if t_feats is not None:
             terms["feature"] = self.weights.feature * feature_loss(s_feats, t_feats, self.projections)
+        if self.detection is not None and self.detection.config.on_student:
+            terms["detection"] = self.detection.loss(fused, batch.y, batch.ir, batch.cr, batch.cb)
         loss = sum(terms.values())
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
@@ -214,6 +223,8 @@ class Distiller:
         terms = {"own": teacher_loss(reference, batch.y, batch.ir)}
         if self.segmentation is not None:
             terms["segmentation"] = self.segmentation.loss(reference, batch.cr, batch.cb, batch.labels)
+        if self.detection is not None and self.detection.config.on_teacher:
+            terms["detection"] = self.detection.loss(reference, batch.y, batch.ir, batch.cr, batch.cb)
         # Follow: the student's loss (contrastive included) with the teacher's output in the student's place.
         follow = triplet_terms(reference, fused, batch.y, batch.ir, self._patches(batch), self.phi, self.weights)
         terms["follow"] = self.config.loss.follow * sum(follow.values())
