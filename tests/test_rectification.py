@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from sage_core.alignment import AlignmentPlan
 from sage_core.camera_info_file import camera_info_yaml, read_camera_info
 from sage_core.cli.calibrate import main as calibrate_main
 from sage_core.errors import ConfigError, FusionInputError
@@ -19,6 +20,7 @@ from sage_core.rectification import LensModel, Rectifier, RectifierCache
 from sage_core.registration import grid_error
 from sage_core.registration.simulate import random_rig
 from sage_core.synthetic import SyntheticScene
+from sage_ros.codec.camera_info import fused_camera_info_fields
 
 W, H = 320, 256
 COEFFICIENTS = {"plumb_bob": [-0.3, 0.1, 0.001, -0.001, 0.0],
@@ -253,6 +255,16 @@ def test_the_rectified_model_describes_the_rectified_images():
         assert set(model.fields()) == {"height", "width", "distortion_model", "d", "k", "r", "p", "binning_x",
                                        "binning_y"}
     assert np.allclose(rectifier.new_camera_matrix, zoomed)  # P's left 3x3, as given
+
+
+def test_the_rectified_model_goes_into_fused_camera_info_as_a_camera_info_does():
+    rectifier = Rectifier(lens())
+    plan = AlignmentPlan((W, H), (10, 8, W - 10, H - 8), (W - 20, H - 16), np.eye(3))
+    fields = fused_camera_info_fields(rectifier.rectified_model(), plan, H - 16, W - 20)
+    new = rectifier.new_camera_matrix
+    assert fields["distortion_model"] == "plumb_bob" and fields["d"] == [0.0] * 5
+    assert fields["k"][2] == pytest.approx(new[0, 2] - 10) and fields["k"][0] == pytest.approx(new[0, 0])
+    assert (fields["width"], fields["height"], fields["binning_x"]) == (W - 20, H - 16, 0)
 
 
 # ----- camera_info YAML files ---------------------------------------------------------------------------------------
