@@ -65,6 +65,9 @@ class Rectifier:
     ``cv2.remap`` per frame (bilinear, 0 outside the raw image). Thread-safe: ``__call__`` only reads the maps."""
 
     def __init__(self, lens: LensModel) -> None:
+        if not lens.needs_rectification:  # and its K may be unset (an uncalibrated driver's zeros): nothing to build
+            raise ConfigError(f"{lens.source or 'camera_info'}: no distortion ({lens.distortion_model or 'no model'}, "
+                              "d all zero): nothing to rectify; RectifierCache.get returns None for such a camera")
         started = time.perf_counter()
         self.lens = lens
         projection = lens.projection

@@ -170,6 +170,8 @@ def test_no_distortion_needs_no_rectification(model, d):
     message.distortion_model = model
     assert not LensModel.from_camera_info(message).needs_rectification
     assert RectifierCache().get(message) is None
+    with pytest.raises(ConfigError, match=r"no distortion .* nothing to rectify"):
+        Rectifier(LensModel.from_camera_info(message))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -334,49 +336,55 @@ def test_a_missing_or_foreign_camera_info_file_is_refused(tmp_path):
 # ----- sage-calibrate on rectified images ---------------------------------------------------------------------------
 
 
-def distorted_rig(tmp_path, rgb_distorted: bool):
-    """A generated pair seen by a wide-angle distorted thermal camera and an rgb camera; their camera_info files."""
-    width, height, margin = 480, 360, (48, 36)
+RIG_WIDTH, RIG_HEIGHT = 400, 300
+
+
+@pytest.fixture(scope="module")
+def distorted_rig(tmp_path_factory):
+    """A generated pair seen by a wide-angle distorted thermal camera and an undistorted rgb camera, written as
+    ir.png, vis.png and their camera_info files ir.yaml, vis.yaml (vis.yaml: no distortion)."""
+    folder = tmp_path_factory.mktemp("rig")
+    width, height, margin = RIG_WIDTH, RIG_HEIGHT, (40, 30)
     frame = SyntheticScene(width + 2 * margin[0], height + 2 * margin[1], seed=4).frame(1.0)
     rig = random_rig((width, height), np.random.default_rng(4), fov=(0.6, 0.7), resolution=(0.9, 1.0))
     to_canvas = np.array([[1, 0, margin[0]], [0, 1, margin[1]], [0, 0, 1]], np.float64)
     thermal_lens = LensModel(*rig.thermal_size, "plumb_bob", (-0.35, 0.12, 0.0, 0.0, 0.0),
                              camera_matrix(*rig.thermal_size, 75), np.eye(3).ravel(), [0.0] * 12)
-    rgb_lens = LensModel(width, height, "plumb_bob", (-0.1, 0.02, 0.0, 0.0, 0.0) if rgb_distorted else (0.0,) * 5,
-                         camera_matrix(width, height, 60), np.eye(3).ravel(), [0.0] * 12)
+    rgb_lens = LensModel(width, height, "plumb_bob", (0.0,) * 5, camera_matrix(width, height, 60), np.eye(3).ravel(),
+                         [0.0] * 12)
     thermal = distort_image(frame.thermal_mono8, thermal_lens, to_canvas @ rig.homography)
     rgb = distort_image(frame.visible, rgb_lens, to_canvas)
     for name, image, model in (("ir", thermal, thermal_lens), ("vis", rgb, rgb_lens)):
-        cv2.imwrite(str(tmp_path / f"{name}.png"), image)
-        (tmp_path / f"{name}.yaml").write_text(camera_info_yaml(model, name))
-    return rig, thermal_lens, rgb_lens
+        cv2.imwrite(str(folder / f"{name}.png"), image)
+        (folder / f"{name}.yaml").write_text(camera_info_yaml(model, name))
+    return folder, rig, thermal_lens
 
 
-def test_calibrate_registers_rectified_images_and_says_so(tmp_path, capsys):
-    rig, thermal_lens, rgb_lens = distorted_rig(tmp_path, rgb_distorted=False)
+def test_calibrate_registers_rectified_images_and_says_so(distorted_rig, tmp_path, capsys):
+    folder, rig, thermal_lens = distorted_rig
     out = tmp_path / "rig.yaml"
-    assert calibrate_main(["--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"), "--out", str(out),
-                           "--thermal-info", str(tmp_path / "ir.yaml"), "--rgb-info", str(tmp_path / "vis.yaml")]) == 0
+    assert calibrate_main(["--ir", str(folder / "ir.png"), "--vis", str(folder / "vis.png"), "--out", str(out),
+                           "--thermal-info", str(folder / "ir.yaml"), "--rgb-info", str(folder / "vis.yaml")]) == 0
     text = out.read_text()
     estimate = np.asarray(yaml.safe_load(text)["/**"]["ros__parameters"]["homography"]).reshape(3, 3)
     # Rectified thermal pixels -> the pinhole thermal camera (K K'^-1) -> rgb pixels (the rgb camera is undistorted).
     k = thermal_lens.camera_matrix
     truth = rig.homography @ k @ np.linalg.inv(Rectifier(thermal_lens).new_camera_matrix)
-    assert grid_error(estimate, truth, rig.thermal_size, 480) < 1.5
+    assert grid_error(estimate, truth, rig.thermal_size, RIG_WIDTH) < 1.5
     assert "# the homography maps rectified thermal pixels to rectified rgb pixels" in text
-    assert f"# thermal: rectified with {tmp_path / 'ir.yaml'} (plumb_bob)" in text
-    assert f"# rgb: {tmp_path / 'vis.yaml'} has no distortion; images used as they are" in text
+    assert f"# thermal: rectified with {folder / 'ir.yaml'} (plumb_bob)" in text
+    assert f"# rgb: {folder / 'vis.yaml'} has no distortion; images used as they are" in text
     assert "thermal: rectified with" in capsys.readouterr().out
 
 
-def test_calibrate_refuses_a_camera_info_of_another_size_in_one_line(tmp_path, capsys):
-    distorted_rig(tmp_path, rgb_distorted=True)
-    wrong = read_camera_info(tmp_path / "vis.yaml")
-    (tmp_path / "wrong.yaml").write_text(camera_info_yaml(LensModel(
-        640, 480, wrong.distortion_model, wrong.d, camera_matrix(640, 480, 60), wrong.r, wrong.p)))
+def test_calibrate_refuses_a_camera_info_of_another_size_in_one_line(distorted_rig, tmp_path, capsys):
+    folder = distorted_rig[0]
+    wrong = tmp_path / "wrong.yaml"  # a distorted rgb lens calibrated at 640x480
+    wrong.write_text(camera_info_yaml(LensModel(640, 480, "plumb_bob", (-0.1, 0.02, 0.0, 0.0, 0.0),
+                                                camera_matrix(640, 480, 60), np.eye(3).ravel(), [0.0] * 12)))
     out = tmp_path / "rig.yaml"
-    assert calibrate_main(["--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"), "--out", str(out),
-                           "--rgb-info", str(tmp_path / "wrong.yaml")]) == 2
+    assert calibrate_main(["--ir", str(folder / "ir.png"), "--vis", str(folder / "vis.png"), "--out", str(out),
+                           "--rgb-info", str(wrong)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"sage-calibrate: error: {tmp_path / 'vis.png'}: "), err
-    assert "image is 480x360 but the camera_info describes 640x480" in err[0] and not out.exists()
+    assert len(err) == 1 and err[0].startswith(f"sage-calibrate: error: {folder / 'vis.png'}: "), err
+    assert f"image is {RIG_WIDTH}x{RIG_HEIGHT} but the camera_info describes 640x480" in err[0] and not out.exists()
