@@ -183,11 +183,18 @@ def _as_points(points) -> np.ndarray:
 
 def undistort_points(lens: LensModel, points) -> np.ndarray:
     """Raw image pixels (N x 2) -> pixels of the ideal pinhole image with the same camera matrix K (no R)."""
-    k, d = lens.camera_matrix, lens.coefficients
+    k, d, raw = lens.camera_matrix, lens.coefficients, _as_points(points)
+    # The iteration count is a keyword in OpenCV >= 4.6 and 5, a separate function (pinhole) or fixed
+    # (fisheye) in 4.5, which Ubuntu 22.04's python3-opencv is.
     if lens.is_fisheye:
-        out = cv2.fisheye.undistortPoints(_as_points(points), k, d, None, k, criteria=_UNDISTORT_CRITERIA)
+        try:
+            out = cv2.fisheye.undistortPoints(raw, k, d, None, k, criteria=_UNDISTORT_CRITERIA)
+        except (cv2.error, TypeError):
+            out = cv2.fisheye.undistortPoints(raw, k, d, None, k)
+    elif hasattr(cv2, "undistortPointsIter"):
+        out = cv2.undistortPointsIter(raw, k, d, None, k, _UNDISTORT_CRITERIA)
     else:
-        out = cv2.undistortPoints(_as_points(points), k, d, None, None, k, criteria=_UNDISTORT_CRITERIA)
+        out = cv2.undistortPoints(raw, k, d, None, None, k, criteria=_UNDISTORT_CRITERIA)
     return out.reshape(-1, 2)
 
 

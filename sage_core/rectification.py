@@ -29,35 +29,43 @@ import cv2
 import numpy as np
 
 from sage_core.errors import ConfigError, FusionInputError
-from sage_core.lens import DISTORTION_MODELS, PLUMB_BOB, LensModel
+from sage_core.lens import DISTORTION_MODELS, PLUMB_BOB, LensModel, undistort_points
 
 __all__ = ["DISTORTION_MODELS", "LensModel", "Rectifier", "RectifierCache", "new_camera_matrix"]
 
 
-def _square_pixels(k: np.ndarray, fitted: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``fitted`` (OpenCV's alpha = 0 matrix) with the pixel aspect of ``k`` restored.
+def _inscribed_camera_matrix(lens: LensModel, samples: int = 64, margin_px: float = 1.0) -> np.ndarray:
+    """K' whose every pixel sees the scene, with the pixel aspect of K, for a pinhole (non-fisheye) lens.
 
-    OpenCV fits x and y independently, which stretches the image (10 % for k1 = -0.35): zoom both axes by
-    the larger of its two factors instead, about the same centre, so every pixel stays valid and square.
+    The raw image's border, undistorted, bounds the valid area; the largest axis-aligned rectangle inside
+    it is found from the innermost point of each side (``margin_px`` inside, so that bilinear sampling
+    never reaches the black outside), and K' maps the output image onto that rectangle. Computed here
+    rather than with ``cv2.getOptimalNewCameraMatrix``, whose alpha = 0 fit stretches x and y apart and
+    leaves a border of invalid pixels before OpenCV 4.6.
     """
-    zoom = max(fitted[0, 0] / k[0, 0], fitted[1, 1] / k[1, 1])
-    out = fitted.copy()
-    for axis, centre in ((0, (size[0] - 1) / 2), (1, (size[1] - 1) / 2)):
-        normalized = (centre - fitted[axis, 2]) / fitted[axis, axis]  # the ray at the image centre stays there
-        out[axis, axis] = zoom * k[axis, axis]
-        out[axis, 2] = centre - out[axis, axis] * normalized
-    out[0, 1] = 0.0
-    return out
+    w, h = lens.image_size
+    t = np.linspace(0.0, 1.0, samples)
+    along_x, along_y = t * (w - 1), t * (h - 1)
+    sides = [np.column_stack([along_x, np.zeros(samples)]), np.column_stack([along_x, np.full(samples, h - 1.0)]),
+             np.column_stack([np.zeros(samples), along_y]), np.column_stack([np.full(samples, w - 1.0), along_y])]
+    top, bottom, left, right = (undistort_points(lens, side) for side in sides)
+    k = lens.camera_matrix
+    x0, x1 = (left[:, 0].max() + margin_px - k[0, 2]) / k[0, 0], (right[:, 0].min() - margin_px - k[0, 2]) / k[0, 0]
+    y0, y1 = (top[:, 1].max() + margin_px - k[1, 2]) / k[1, 1], (bottom[:, 1].min() - margin_px - k[1, 2]) / k[1, 1]
+    zoom = max((w - 1) / (k[0, 0] * (x1 - x0)), (h - 1) / (k[1, 1] * (y1 - y0)))
+    fx, fy = zoom * k[0, 0], zoom * k[1, 1]
+    return np.array([[fx, 0.0, (w - 1) / 2 - fx * (x0 + x1) / 2],
+                     [0.0, fy, (h - 1) / 2 - fy * (y0 + y1) / 2],
+                     [0.0, 0.0, 1.0]])
 
 
 def new_camera_matrix(lens: LensModel) -> np.ndarray:
     """K' for a lens without P: the largest view whose every pixel is valid (see the module's docstring)."""
-    k, d, size = lens.camera_matrix, lens.coefficients, lens.image_size
     if lens.is_fisheye:
         # balance 0: the longest focal length of OpenCV's range, no black border (at most a few corner pixels).
+        k, d, size = lens.camera_matrix, lens.coefficients, lens.image_size
         return cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(k, d, size, np.eye(3), balance=0.0)
-    fitted, _ = cv2.getOptimalNewCameraMatrix(k, d, size, 0.0)
-    return _square_pixels(k, fitted, size)
+    return _inscribed_camera_matrix(lens)
 
 
 class Rectifier:

@@ -56,6 +56,7 @@ from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inf
 from sage_ros.stream.frames import Frame, Job
 from sage_ros.stream.health_rules import Staleness
 from sage_ros.stream.intake import FrameIntake
+from sage_ros.stream.lenses import CameraLenses
 from sage_ros.stream.memory import keep_freed_memory
 from sage_ros.stream.pairing import Stamped
 from sage_ros.stream.stats import FusionStats
@@ -89,6 +90,7 @@ class FusionNode(Node):
         # activate: what runs while active
         self.demand: Demand | None = None
         self.intake: FrameIntake | None = None
+        self.lenses: CameraLenses | None = None
         self.inputs: ImageInputs | None = None
         self.worker: InferenceWorker | None = None
         self.alignment_watch: AlignmentWatch | None = None
@@ -155,8 +157,9 @@ class FusionNode(Node):
                                   self.get_logger().warning)
         self.offset_watch = OffsetWatch(self.intake.time_offset)
         self.offset_watch.start()
-        self.inputs = ImageInputs(self, p, self.stats, self.intake, self.demand.wanted, self.stats.bad.report,
-                                  self._now_ns)
+        self.lenses = CameraLenses(p.rectify, self.stats.bad.report)
+        self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
+                                  self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
                                     self.inputs.subscriptions, self.intake, self.outputs.topic_names,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
@@ -256,13 +259,13 @@ class FusionNode(Node):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
         p = self.params
         try:
-            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of)
+            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses)
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
             self.stats.failed("pair", exc)
             return None
         if not fused.passthrough:
             self.stats.record(inference_ms=fused.inference_ms)
-            self.alignment_watch.offer(job.frames[Camera.THERMAL].array, job.frames[Camera.RGB].array)
+            self.alignment_watch.offer(*fused.sources)  # rectified, as they were aligned
 
         def publish() -> None:  # with the settings the frame was made with, whatever changed since
             try:
@@ -275,9 +278,9 @@ class FusionNode(Node):
 
     def _publish(self, fused: FusedFrame, p: FusionParams) -> None:
         self.outputs.publish_image(fused, p.jpeg_quality)
-        info = self.inputs.camera_info.get(self.pipeline.reference) if fused.plan is not None else None
-        if info is not None:
-            self.outputs.publish_info(fused_camera_info_fields(info, fused.plan, *fused.image.shape[:2]), fused.header)
+        if fused.lens is not None:
+            self.outputs.publish_info(fused_camera_info_fields(fused.lens, fused.plan, *fused.image.shape[:2]),
+                                      fused.header)
         latency = (self._now_ns() - stamp_ns(fused.header)) / 1e9
         if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
             self.stats.record(latency_ms=1000 * latency)

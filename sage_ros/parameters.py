@@ -95,6 +95,10 @@ class FusionParams:
         [0.0], "3x3 row-major homography mapping thermal pixels to rgb pixels (rigid rig, calibrated once); "
         "[0.0]: the cameras are co-registered and only resized", read_only=True)
     crop_to_valid: bool = param(True, "crop the output to the area both cameras see", read_only=True)
+    rectify: bool = param(
+        True, "undistort each camera's images by its camera_info (plumb_bob, rational_polynomial, equidistant) "
+        "before alignment, as sage-calibrate --thermal-info/--rgb-info calibrates; fused/camera_info then "
+        "describes the rectified image", read_only=True, launch=True)
     alignment_check_period: float = param(
         5.0, "seconds between background checks of the homography on the current pair (residual in "
         "/diagnostics); 0: off", read_only=True, low=0.0, high=3600.0)

@@ -145,7 +145,8 @@ def test_passthrough_publishes_the_live_camera_when_the_other_stops(tmp_path, fu
     assert np.array_equal(fused[-1].image(), pairs[-1][2])  # the rgb image itself, on the output grid
 
 
-def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like_the_image(tmp_path, fuser):
+@pytest.mark.parametrize("rectify", [True, False])
+def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like_the_image(tmp_path, fuser, rectify):
     pairs = synthetic_pairs(3)
     write_pair_bag(tmp_path / "in", pairs)
     k = [100.0, 0.0, 48.0, 0.0, 100.0, 40.0, 0.0, 0.0, 1.0]
@@ -162,7 +163,7 @@ def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like
                 connections["/rgb/camera_info"] = out.add_topic("/rgb/camera_info", CAMERA_INFO)
                 out.write(connections["/rgb/camera_info"], message.log_ns - 1,
                           camera_info_message(info, message.stamp_ns, "rgb_optical"))
-    params = FusionParams(output_width=48, output_height=40)
+    params = FusionParams(output_width=48, output_height=40, rectify=rectify)
     result = fuse_bag(tmp_path / "with_info", tmp_path / "out", params, fusion=fusion(fuser, params))
     infos, images = on(read_bag(tmp_path / "out"), FUSED_INFO_TOPIC), on(read_bag(tmp_path / "out"), FUSED_TOPIC)
     assert result.camera_infos == len(infos) == len(images) == 3
@@ -173,7 +174,8 @@ def test_fused_camera_info_follows_the_reference_cameras_cropped_and_scaled_like
         assert (msg.width, msg.height, msg.header.frame_id) == (48, 40, "rgb_optical")
         assert message.stamp_ns == image.stamp_ns and message.log_ns == image.log_ns
         assert np.allclose(msg.k, expected_k) and np.allclose(msg.p, expected_p) and msg.k[0] == 50.0
-        assert list(msg.d) == info["d"] and msg.distortion_model == "plumb_bob"
+        # rectified (P set: K' = P's left 3x3, here K): the fused image is undistorted, and says so
+        assert list(msg.d) == ([0.0] * 5 if rectify else info["d"]) and msg.distortion_model == "plumb_bob"
 
 
 def test_the_write_queue_keeps_the_order_and_hands_a_write_error_back():
@@ -197,3 +199,30 @@ def test_the_write_queue_keeps_the_order_and_hands_a_write_error_back():
         for index in range(100):  # the error surfaces at a later put (or at close)
             failing.put("topic", index, b"x")
         failing.close()
+
+
+def test_a_distorted_thermal_camera_is_rectified_by_its_camera_info_in_the_bag(tmp_path, fuser):
+    from sage_core.lens import LensModel
+    from sage_core.rectification import Rectifier
+
+    pairs = synthetic_pairs(3)
+    write_pair_bag(tmp_path / "in", pairs)
+    info = {"height": 80, "width": 96, "distortion_model": "equidistant", "d": [0.2, -0.05, 0.0, 0.0],
+            "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], "k": [60.0, 0.0, 47.5, 0.0, 60.0, 39.5, 0.0, 0.0, 1.0],
+            "p": [0.0] * 12, "binning_x": 0, "binning_y": 0}
+    with OutputBag(tmp_path / "with_info", overwrite=True) as out:  # the same bag plus /thermal/camera_info first
+        connections = {"/thermal/camera_info": out.add_topic("/thermal/camera_info", CAMERA_INFO)}
+        messages = read_bag(tmp_path / "in")
+        out.write(connections["/thermal/camera_info"], messages[0].log_ns - 1,
+                  camera_info_message(info, messages[0].stamp_ns, "thermal_optical"))
+        for message in messages:
+            if message.topic not in connections:
+                connections[message.topic] = out.add_topic(message.topic, message.msgtype)
+            out.write(connections[message.topic], message.log_ns, message.raw)
+    params = FusionParams()
+    fuse_bag(tmp_path / "with_info", tmp_path / "out", params, fusion=fusion(fuser, params))
+    fused = on(read_bag(tmp_path / "out"), FUSED_TOPIC)
+    rectify = Rectifier(LensModel(96, 80, "equidistant", tuple(info["d"]), tuple(info["k"]), tuple(info["r"]),
+                                  tuple(info["p"])))
+    expected = expected_fused(fuser, params, [(rectify(t), kind, v) for t, kind, v in pairs])
+    assert len(fused) == 3 and all(np.array_equal(m.image(), e) for m, e in zip(fused, expected))

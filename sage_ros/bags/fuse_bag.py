@@ -105,19 +105,15 @@ class FusedStream:
         self.out = out
         self.image_conn = out.add_topic(FUSED_TOPIC, IMAGE)
         self.info_conn = out.add_topic(FUSED_INFO_TOPIC, CAMERA_INFO) if info_topic else None
-        self.latest_info = None  # the reference camera's, as last recorded
         self.published = self.camera_infos = 0
-
-    def offer_info(self, raw: bytes) -> None:
-        self.latest_info = read_camera_info(raw) or self.latest_info
 
     def write(self, image: FusedFrame) -> None:
         header = image.header
         self.out.write(self.image_conn, header.log_ns,
                        image_message(image.image, image.encoding, stamp_ns(header), header.frame_id))
         self.published += 1
-        if image.plan is not None and self.latest_info is not None and self.info_conn is not None:
-            fields = fused_camera_info_fields(self.latest_info, image.plan, *image.image.shape[:2])
+        if image.plan is not None and image.lens is not None and self.info_conn is not None:
+            fields = fused_camera_info_fields(image.lens, image.plan, *image.image.shape[:2])
             self.out.write(self.info_conn, header.log_ns, camera_info_message(fields, stamp_ns(header),
                                                                                header.frame_id))
             self.camera_infos += 1
@@ -134,11 +130,13 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
         fusion = fusion or OfflineFusion(params)
         result = BagFusionResult(source.path, out.path, topics, fusion.pipeline.fuser.description)
         camera_of = {topic.name: camera for camera, topic in topics.items()}
-        info_topic = camera_info_topic(source, topics[fusion.pipeline.reference])
-        wanted = None if copy else set(camera_of) | ({info_topic} if info_topic else set())
+        # Both cameras' camera_info: each rectifies its camera's images; the reference's describes the output.
+        info_of = {name: camera for camera, topic in topics.items()
+                   if (name := camera_info_topic(source, topic)) is not None}
+        wanted = None if copy else set(camera_of) | set(info_of)
         with out:
             copies = _copies(source, out, result) if copy else {}
-            fused = FusedStream(out, info_topic)
+            fused = FusedStream(out, next((n for n, c in info_of.items() if c == fusion.pipeline.reference), None))
             messages = tqdm(source.messages(wanted), total=source.count(wanted), unit="msg", disable=not progress,
                             desc=f"fusing {topics[Camera.THERMAL].name} + {topics[Camera.RGB].name}")
             started = time.perf_counter()
@@ -146,8 +144,8 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
                 if conn.id in copies:
                     out.write(copies[conn.id], log_ns, raw)
                     result.copied += 1
-                if conn.topic == info_topic:
-                    fused.offer_info(raw)
+                if conn.topic in info_of and (info := read_camera_info(raw)) is not None:
+                    fusion.offer_info(info_of[conn.topic], info)
                 camera = camera_of.get(conn.topic)
                 if camera is None:
                     continue

@@ -23,6 +23,7 @@ from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job
 from sage_ros.stream.frames import Frame, Job
 from sage_ros.stream.health_rules import Staleness
 from sage_ros.stream.intake import FrameIntake
+from sage_ros.stream.lenses import CameraLenses
 from sage_ros.stream.pairing import Stamped
 from sage_ros.stream.stats import FusionStats
 
@@ -44,9 +45,14 @@ class OfflineFusion:
         self._is_stale.started = None  # set by the first message
         self.intake = FrameIntake(params, self._on_pair, self._on_single, self._is_stale, self.stats.bad.report,
                                   self.adopted.append)
+        self.lenses = CameraLenses(params.rectify, self.stats.bad.report)  # fed by offer_info
         self.fuse_seconds = 0.0
         self._outputs: list[FusedFrame] = []
         self._offset_updated_ns: int | None = None  # log time of the last time-offset update (the node's: 1 s)
+
+    def offer_info(self, camera: Camera, info) -> None:
+        """A camera_info of ``camera`` from the bag (rectification and the fused camera_info follow it)."""
+        self.lenses.offer(camera, info)
 
     def _last_arrival(self, camera: Camera) -> tuple[int] | None:
         return (self._arrivals[camera],) if camera in self._arrivals else None
@@ -88,7 +94,7 @@ class OfflineFusion:
         """The node's worker step, in line; a failure is counted, like the node's inference_error."""
         started = time.perf_counter()
         try:
-            fused = fuse_job(self.pipeline, job, self.params.output_encoding, self.intake.size_of)
+            fused = fuse_job(self.pipeline, job, self.params.output_encoding, self.intake.size_of, self.lenses)
         except Exception as exc:  # noqa: BLE001 - one bad pair must not end a long bag, as in the node
             self.stats.failed("pair", exc)
         else:

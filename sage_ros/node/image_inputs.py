@@ -29,6 +29,7 @@ from sage_ros.codec.image import image_to_array
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.decode_queue import DecodeQueue
 from sage_ros.stream.intake import FrameIntake
+from sage_ros.stream.lenses import CameraLenses
 from sage_ros.stream.stats import FusionStats
 from sage_ros.topic_names import image_topic, sibling_camera_info, transport_topic
 
@@ -40,13 +41,13 @@ class ImageInputs:
     before any work); ``report_bad(camera_label, kind, message)`` counts and logs a rejected message.
     """
 
-    def __init__(self, node, params: FusionParams, stats: FusionStats, intake: FrameIntake,
+    def __init__(self, node, params: FusionParams, stats: FusionStats, intake: FrameIntake, lenses: CameraLenses,
                  wanted: Callable[[], bool], report_bad: Callable[[str, str, str], None],
                  clock: Callable[[], int]) -> None:
-        """``clock()``: now in ns on the node's clock, which the stamp checks compare stamps with."""
-        self.node, self.stats, self.intake, self.clock = node, stats, intake, clock
+        """``clock()``: now in ns on the node's clock, which the stamp checks compare stamps with;
+        ``lenses`` gets each camera_info (rectification, fused/camera_info)."""
+        self.node, self.stats, self.intake, self.lenses, self.clock = node, stats, intake, lenses, clock
         self._wanted, self._report_bad = wanted, report_bad
-        self.camera_info: dict[Camera, CameraInfo] = {}
         self.decoders: dict[Camera, DecodeQueue] = {}
         self.subscriptions = {}
         self._info_subscriptions = []
@@ -78,7 +79,7 @@ class ImageInputs:
                     Image, base, lambda data, c=camera: self._on_raw(c, data), qos, raw=True)
             self._info_subscriptions.append(self.node.create_subscription(
                 CameraInfo, sibling_camera_info(base),
-                lambda msg, c=camera: self.camera_info.__setitem__(c, msg), qos))
+                lambda msg, c=camera: self.lenses.offer(c, msg), qos))
 
     def close(self) -> None:
         """Unsubscribe and stop the decoders (what they hold is dropped)."""

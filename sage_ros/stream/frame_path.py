@@ -3,9 +3,10 @@
 :func:`build_pipeline` makes the node's :class:`~sage_core.pipeline.FramePipeline` (model, thermal
 normalisation, alignment) for a set of parameters; :func:`fuse_job` runs one job through it and gives
 a :class:`FusedFrame`: the output image in the output encoding's layout, the header it takes (the
-reference camera's) and the alignment plan its camera_info follows. The live node (``fusion_node.py``,
-on its worker threads) and the bag tool (``bags/offline.py``, in line) both call these two, so recorded
-data is fused exactly as live data.
+reference camera's), and the lens (rectified when it was) and alignment plan its camera_info follows.
+Distorted images are rectified first (``stream/lenses.py``). The live node (``fusion_node.py``, on its
+worker threads) and the bag tool (``bags/offline.py``, in line) both call these two, so recorded data
+is fused exactly as live data.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sage_core.thermal import ThermalNormalizer
 from sage_ros.codec.encodings import to_output_encoding
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.frames import Job
+from sage_ros.stream.lenses import CameraLenses
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class FusedFrame:
     passthrough: bool = False
     plan: AlignmentPlan | None = None  # how the reference camera's pixels became the output's (pairs only)
     inference_ms: float | None = None  # time in the pipeline (pairs only)
+    lens: object | None = None  # what fused/camera_info starts from: the reference camera's (rectified) lens
+    sources: tuple[np.ndarray, np.ndarray] | None = None  # the (thermal, rgb) images fused, rectified (pairs only)
 
 
 def inference_workers(params: FusionParams) -> int:
@@ -59,9 +63,12 @@ def build_pipeline(params: FusionParams, workers: int = 1) -> FramePipeline:
 
 
 def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,
-             size_of: Callable[[Camera], tuple[int, int] | None]) -> FusedFrame:
+             size_of: Callable[[Camera], tuple[int, int] | None], lenses: CameraLenses | None = None) -> FusedFrame:
     """Fuse a pair, or pass one camera's frame through (``size_of(camera)``: the other camera's latest
-    (width, height), which the passthrough image is laid out for, or None when it never sent one)."""
+    (width, height), which the passthrough image is laid out for, or None when it never sent one).
+    ``lenses``: each camera's camera_info; distorted images are rectified first."""
+    if lenses is not None:
+        job = lenses.rectify(job)
     if job.is_pair:
         thermal, rgb = job.frames[Camera.THERMAL], job.frames[Camera.RGB]
         reference = job.frames[pipeline.reference]
@@ -69,8 +76,9 @@ def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,
         out = pipeline.fuse(thermal.array, rgb.array, gray=output_encoding == "mono8")
         inference_ms = 1000 * (time.perf_counter() - started)
         plan = pipeline.aligner.plan(thermal.size, rgb.size)
+        lens = lenses.output_lens(pipeline.reference) if lenses is not None else None
         return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header,
-                          plan=plan, inference_ms=inference_ms)
+                          plan=plan, inference_ms=inference_ms, lens=lens, sources=(thermal.array, rgb.array))
     ((camera, reference),) = job.frames.items()
     out = pipeline.passthrough(camera, reference.array, size_of(camera.other) or reference.size)
     return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header, passthrough=True)
