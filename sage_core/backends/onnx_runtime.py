@@ -3,6 +3,7 @@ run by ONNX Runtime, with the CUDA execution provider on a GPU, else the CPU one
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from sage_core.backends.base import Backend, BuildContext, prepare_for_inference
 from sage_core.checkpoint import file_sha256
 from sage_core.errors import BackendError
 from sage_core.models import FusionModel
+
+# The TorchScript-based exporter: the default before PyTorch 2.9, asked for by name since 2.5 (JetPack 6's
+# PyTorch 2.3 / 2.4 has no such keyword, and no other exporter by default).
+_TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 ONNX_OPSET = 17  # supported by TensorRT 8.6+ and every ONNX Runtime in use; has everything our models need
 
@@ -49,7 +54,8 @@ def export_onnx(model: FusionModel, path: Path, shape: tuple[int, int] | None = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter
         torch.onnx.export(module, example, str(path), input_names=inputs, output_names=[output],
-                          opset_version=ONNX_OPSET, dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
+                          opset_version=ONNX_OPSET, dynamic_axes=dynamic, do_constant_folding=True,
+                          **_TORCHSCRIPT_EXPORTER)
 
 
 class OnnxRuntimeBackend(Backend):
