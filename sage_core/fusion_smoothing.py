@@ -7,7 +7,7 @@ of the fused stream's warping error. :class:`CoefficientSmoother` keeps an expon
 the coefficient maps that follows the scene:
 
 - motion-compensated: the previous average is warped along the optical flow of the pooled visible
-  luminance (DIS, ultrafast, on the 1/4-resolution grid: about a millisecond at 640x480), so a moving
+  luminance (DIS, ultrafast, on the 1/4-resolution grid: about 2 ms at 640x480 with the remaps), so a moving
   object's coefficients move with it instead of leaving a trail;
 - bounded: the average may hold the (low-resolution) fused picture at most ``max_change`` away from what
   this frame's coefficients give; a larger change (a moving object the flow missed, a thermal-only object, a

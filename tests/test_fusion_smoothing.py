@@ -116,3 +116,13 @@ def test_backends_without_coefficients_ignore_the_setting():
     ir, vis = _noisy_pan(frames=1)[0]
     assert not average.filters_coefficients
     assert np.array_equal(average.fuse(ir, vis, lambda low, pooled: low * 0), average.fuse(ir, vis))
+
+
+def test_onnx_runtime_smooths_as_torch_does(fuser, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx = Fuser.from_options(InferenceOptions(device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path))
+    assert onnx.filters_coefficients
+    torch_path, onnx_path = FramePipeline(fuser, smoothing=SMOOTH), FramePipeline(onnx, smoothing=SMOOTH)
+    for ir, vis in _noisy_pan(frames=4):
+        a, b = torch_path.fuse(ir, vis), onnx_path.fuse(ir, vis)
+        assert np.abs(a.astype(np.int16) - b).max() <= 1
