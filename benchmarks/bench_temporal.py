@@ -5,7 +5,9 @@
 For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i): the flow-based warping error
 (sage_core.eval.temporal; docs/temporal.md) and the brightness flicker of the visible and thermal inputs,
 the average, GFF, the default model and the released student, each fused frame by frame, with the
-fused stream's ratio to the visible input's (the goal: <= 1). Then the thermal tone mapping's share: the
+fused stream's ratio to the visible input's (the goal: <= 1) and to the average's, both measured in the same run;
+then the default model through ``FramePipeline`` with the fusion smoothing (``fusion_smoothing`` 0.8,
+``fusion_smoothing_max_change`` 0.02: sage_core/fusion_smoothing.py). Then the thermal tone mapping's share: the
 clips' thermal is 8-bit and already tone-mapped by the camera, so it is normalised once more by each
 method of ``ThermalNormalizer`` (percentile, plateau), as the node would normalise a raw stream, and fused
 by the default model. ``--frames`` limits the frames per clip (0: all).
@@ -22,26 +24,32 @@ from sage_core import Fuser, InferenceOptions
 from sage_core.eval.baselines import make_baseline
 from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
+from sage_core.fusion_smoothing import SmoothingConfig
+from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 from sage_core.video_files import read_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT.parent / "shared" / "checkpoints" / "sage_official_student.pt"
 TONE_METHODS = ("percentile", "plateau")
+SMOOTHING = SmoothingConfig(strength=0.8, max_change=0.02)
+SMOOTHED = "default model, smoothed (0.8, 0.02)"
 
 
 def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: LuminanceFuser,
+def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: Fuser,
                  frames: int | None) -> dict[str, dict[str, float]]:
     """Every stream of one clip through one TemporalStability (the visible frames give the motion)."""
     metric = TemporalStability()
     normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in TONE_METHODS}
+    smoothed = FramePipeline(default, smoothing=SMOOTHING)  # 8-bit thermal: passed through, as the node does
     for ir, vis in read_clip(folder, frames):
         streams = {"visible": vis, "thermal": ir}
         streams.update({name: fuser.fuse(ir, vis) for name, fuser in fusers.items()})
+        streams[SMOOTHED] = smoothed.fuse(ir, vis)
         for method, normalizer in normalizers.items():
             unit = normalizer(ir)
             streams[f"thermal, {method}"] = _unit_to_uint8(unit)
@@ -52,15 +60,17 @@ def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: Lumin
 
 def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
     names = list(next(iter(results.values())))
-    print("| stream | " + " | ".join(f"{clip}: warp error (/ visible) | relative | flicker" for clip in results)
-          + " |")
+    print("| stream | " + " | ".join(f"{clip}: warp error (/ visible, / average) | relative | flicker"
+                                     for clip in results) + " |")
     print("| --- | " + " | ".join("--- | --- | ---" for _ in results) + " |")
     for name in names:
         cells = []
         for summary in results.values():
-            s, visible = summary[name], summary["visible"]["warping_error"]
-            cells.append(f"{s['warping_error']:.2f} ({s['warping_error'] / visible:.2f}) | "
-                         f"{s['relative_error']:.3f} | {s['brightness_flicker']:.3f}")
+            s = summary[name]
+            visible, average = summary["visible"]["warping_error"], summary["average"]["warping_error"]
+            cells.append(f"{s['warping_error']:.2f} ({s['warping_error'] / visible:.2f}, "
+                         f"{s['warping_error'] / average:.2f}) | {s['relative_error']:.3f} | "
+                         f"{s['brightness_flicker']:.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
     pairs = {clip: int(summary["visible"]["pairs"]) for clip, summary in results.items()}
     print(f"\nframe pairs: {pairs}; warp error: RMS grey levels over non-occluded pixels, flow (DIS) on the "
@@ -75,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     default = Fuser.from_options(InferenceOptions(device=args.device))
+    if not FramePipeline(default, smoothing=SMOOTHING).smoothing_active:
+        print(f"note: {default.description} exposes no coefficients: the smoothed row is the model's own")
     fusers: dict[str, LuminanceFuser] = {"average": make_baseline("average"), "gff": make_baseline("gff"),
                                          "default model": default}
     if STUDENT.is_file():

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sage_core.backends import Backend, TorchBackend, load_backend
+from sage_core.backends.affine_cpu import CoefficientFilter
 from sage_core.checkpoint import CheckpointInfo
 from sage_core.color import (
     LumaChroma,
@@ -52,18 +53,30 @@ class LuminanceFuser:
             )
         return ir_to_gray(ir), vis_to_luma_chroma(vis, chroma_uint8=True)
 
-    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    @property
+    def filters_coefficients(self) -> bool:
+        """Whether a ``coefficient_filter`` given to :meth:`fuse` takes effect (an affine model's CPU split)."""
+        return False
+
+    def fuse_luminance_filtered(self, y: np.ndarray, ir: np.ndarray,
+                                coefficient_filter: CoefficientFilter | None) -> np.ndarray:
+        """:meth:`fuse_luminance` with the model's coefficients through ``coefficient_filter``, where it has them."""
+        return self.fuse_luminance(y, ir)
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, coefficient_filter: CoefficientFilter | None = None) -> np.ndarray:
         """Thermal (1/3-channel, 8/16-bit or float [0, 1]) + visible BGR -> fused BGR uint8.
 
-        Both images must have the same height and width; align or resize them first.
+        Both images must have the same height and width; align or resize them first. ``coefficient_filter``:
+        see :attr:`filters_coefficients` (the temporal smoothing of ``FramePipeline``).
         """
         gray_ir, luma = self._planes(ir, vis)
-        return recompose_bgr(self.fuse_luminance(luma.y, gray_ir), luma.cr, luma.cb)
+        return recompose_bgr(self.fuse_luminance_filtered(luma.y, gray_ir, coefficient_filter), luma.cr, luma.cb)
 
-    def fuse_gray(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def fuse_gray(self, ir: np.ndarray, vis: np.ndarray,
+                  coefficient_filter: CoefficientFilter | None = None) -> np.ndarray:
         """Like :meth:`fuse`, but returns the fused luminance alone as a uint8 H x W image."""
         gray_ir, luma = self._planes(ir, vis)
-        return gray_to_uint8(self.fuse_luminance(luma.y, gray_ir))
+        return gray_to_uint8(self.fuse_luminance_filtered(luma.y, gray_ir, coefficient_filter))
 
 
 class Fuser(LuminanceFuser):
@@ -113,10 +126,22 @@ class Fuser(LuminanceFuser):
             raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
         return self.backend.run_numpy(y, ir)
 
-    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        if self.colour_on_device:
+    @property
+    def filters_coefficients(self) -> bool:
+        return self.backend.split_affine and not self.colour_on_device
+
+    def fuse_luminance_filtered(self, y: np.ndarray, ir: np.ndarray,
+                                coefficient_filter: CoefficientFilter | None) -> np.ndarray:
+        if coefficient_filter is None:
+            return self.fuse_luminance(y, ir)
+        if y.shape != ir.shape or y.ndim != 2:
+            raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
+        return self.backend.run_numpy_filtered(y, ir, coefficient_filter)
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, coefficient_filter: CoefficientFilter | None = None) -> np.ndarray:
+        if self.colour_on_device:  # the full graph on the device: no coefficients to filter
             return self._fuse_on_device(ir, vis)
-        return super().fuse(ir, vis)
+        return super().fuse(ir, vis, coefficient_filter)
 
     def _fuse_on_device(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """The colour pipeline as torch operations on the model's device (one upload, one download)."""

@@ -3,6 +3,12 @@
 The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a file, a bag and a
 live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
 its parameter callback may change the thermal normalisation.
+
+With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` of ``strength > 0`` the fusion model's
+coefficients are smoothed over time (``fusion_smoothing.py``), where the backend exposes them (an affine model's
+CPU split: the shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`).
+The smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the
+order they reach it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
 from sage_core.color import gray_to_uint8
 from sage_core.fuser import Fuser
+from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 
 
@@ -23,11 +30,12 @@ class FramePipeline:
     """Thermal normalisation, alignment and fusion of one pair; see the module docstring."""
 
     def __init__(self, fuser: Fuser, normalizer: ThermalNormalizer | None = None,
-                 aligner: Aligner | None = None) -> None:
+                 aligner: Aligner | None = None, smoothing: SmoothingConfig | None = None) -> None:
         self.fuser = fuser
         self.normalizer = normalizer or ThermalNormalizer()
         self.aligner = aligner or Aligner()
-        self._lock = threading.Lock()  # guards the normaliser's state and settings
+        self.smoother = CoefficientSmoother(smoothing)
+        self._lock = threading.Lock()  # guards the normaliser's and the smoother's state and settings
 
     @property
     def reference(self) -> Camera:
@@ -39,6 +47,26 @@ class FramePipeline:
         with self._lock:
             if config != self.normalizer.config:
                 self.normalizer.reconfigure(config)
+
+    @property
+    def smoothing_active(self) -> bool:
+        """Whether the fusion smoothing is on and this fuser's backend exposes coefficients to smooth."""
+        return self.smoother.enabled and self.fuser.filters_coefficients
+
+    def reconfigure_smoothing(self, config: SmoothingConfig) -> None:
+        """New fusion smoothing settings (validated first); the average restarts from the next frame."""
+        with self._lock:
+            if config != self.smoother.config:
+                self.smoother.reconfigure(config)
+
+    def reset_smoothing(self) -> None:
+        """Forget the smoothed coefficients (a new recording, a jump in time)."""
+        with self._lock:
+            self.smoother.reset()
+
+    def _smooth(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self.smoother(low, pooled)
 
     def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
         """Raw thermal -> what the model takes: 8-bit as is, 16-bit and float through the normaliser.
@@ -56,7 +84,8 @@ class FramePipeline:
     def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False) -> np.ndarray:
         """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``)."""
         thermal, rgb = self.aligner(self.thermal_unit(thermal_raw), rgb_bgr)
-        return self.fuser.fuse_gray(thermal, rgb) if gray else self.fuser.fuse(thermal, rgb)
+        smooth = self._smooth if self.smoother.enabled else None
+        return self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
 
     def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int]) -> np.ndarray:
         """One camera's image alone on the output grid (its partner is missing), as uint8."""

@@ -226,6 +226,7 @@ class FusionNode(Node):
             new = from_values({c.name: c.value for c in changes if c.name in SPECS}, base=self.params)
             if self.pipeline is not None:
                 self.pipeline.reconfigure_thermal(new.thermal_config())
+                self.pipeline.reconfigure_smoothing(new.smoothing_config())
             if self.intake is not None:
                 self.intake.reconfigure(new)
             if self.alignment_watch is not None:

@@ -25,6 +25,7 @@ from sage_core.thermal import METHODS
 
 if TYPE_CHECKING:  # the library's configs load on first use: the launch file reads this table without them
     from sage_core.alignment import AlignmentConfig
+    from sage_core.fusion_smoothing import SmoothingConfig
     from sage_core.options import InferenceOptions
     from sage_core.thermal import ThermalNormalizerConfig
 
@@ -152,6 +153,14 @@ class FusionParams:
         True, "recognise a thermal frame equal to the previous one (a flat-field correction freeze): it does not "
         "move the automatic range, the jump after it is not taken for a change of scene, and it is counted in "
         "/diagnostics")
+    fusion_smoothing: float = param(
+        0.0, "weight of the previous frame's fusion decisions (the affine model's coefficients, warped along the "
+        "visible motion) in a moving average over time: a steadier fused video (0: none). Applies where the "
+        "backend exposes the coefficients (the shipped model on a CPU); see docs/temporal.md", low=0.0, high=0.95)
+    fusion_smoothing_max_change: float = param(
+        0.02, "the most (fraction of the grey range, at 1/4 resolution) the fusion smoothing may hold the picture "
+        "from the current frame's own decisions: larger changes (a moving object) show at once", low=0.001,
+        high=1.0)
     qos_reliability: str = param("best_effort", "reliability of the input subscriptions (sensor data: "
                                  "best_effort)", read_only=True, choices=("best_effort", "reliable"), launch=True)
     qos_depth: int = param(5, "history depth of the input subscriptions and the output publisher", read_only=True,
@@ -185,6 +194,11 @@ class FusionParams:
                                        self.thermal_range_smoothing, plateau_level=self.thermal_plateau_level,
                                        plateau_tail=self.thermal_plateau_tail,
                                        detect_repeats=self.thermal_detect_repeats)
+
+    def smoothing_config(self) -> SmoothingConfig:
+        from sage_core.fusion_smoothing import SmoothingConfig
+
+        return SmoothingConfig(self.fusion_smoothing, self.fusion_smoothing_max_change)
 
     def alignment_config(self) -> AlignmentConfig:
         from sage_core.alignment import AlignmentConfig
@@ -263,7 +277,8 @@ def check_rules(params: FusionParams) -> None:
     if len(params.homography_matrix) not in (0, 9):
         raise ParameterError(f"parameter homography: expected 9 numbers (3x3 row-major) or [0.0], "
                              f"got {len(params.homography)} values")
-    for names, config in ((_THERMAL_NAMES, params.thermal_config()), (_ALIGNMENT_NAMES, params.alignment_config())):
+    for names, config in ((_THERMAL_NAMES, params.thermal_config()), (_ALIGNMENT_NAMES, params.alignment_config()),
+                          (_SMOOTHING_NAMES, params.smoothing_config())):
         try:
             config.validate()
         except ConfigError as exc:
@@ -272,6 +287,7 @@ def check_rules(params: FusionParams) -> None:
 
 _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
                   "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail")
+_SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
 

@@ -22,8 +22,14 @@ colour on the device), so it stays off until an evaluation on larger frames deci
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
+
+#: ``(coefficients (3, h, w), pooled (Y, ir) (2, h, w)) -> coefficients``: a change of the decisions before they
+#: are applied (the temporal smoothing of sage_core.fusion_smoothing).
+CoefficientFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: Most pooled pixels the head runs on (e.g. 2 * 160 * 128: twice 640x512 at 1/4); None: no bound, the
 #: full graph's output (the default). See the module docstring.
@@ -74,3 +80,15 @@ def apply_coefficients(low: np.ndarray, y: np.ndarray, ir: np.ndarray) -> np.nda
     fused += np.multiply(b, ir, out=b)
     fused += c
     return fused
+
+
+def fuse_split(head: Callable[[np.ndarray], np.ndarray], y: np.ndarray, ir: np.ndarray, scale: int,
+               coefficient_filter: CoefficientFilter | None = None) -> np.ndarray:
+    """The split path: pool here, ``head(pooled (1, 2, h, w)) -> (3, h, w)`` in a backend, the filter, apply here."""
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    ir = np.ascontiguousarray(ir, dtype=np.float32)
+    pooled = pool_pair(y, ir, head_pooling(*y.shape, scale))
+    low = head(pooled)
+    if coefficient_filter is not None:
+        low = coefficient_filter(low, pooled[0])
+    return apply_coefficients(low, y, ir)

@@ -130,6 +130,14 @@ class Backend(ABC):
     def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` float tensors in [0, 1] -> fused luminance, same shape."""
 
+    #: Whether :meth:`run_numpy_filtered` exposes an affine model's coefficients (the CPU split, affine_cpu.py).
+    split_affine: bool = False
+
+    def run_numpy_filtered(self, y: np.ndarray, ir: np.ndarray, coefficient_filter) -> np.ndarray:
+        """:meth:`run_numpy` with the coefficients through ``coefficient_filter`` (an
+        ``affine_cpu.CoefficientFilter``) where :attr:`split_affine`; other backends have none and ignore it."""
+        return self.run_numpy(y, ir)
+
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         """H x W float32 arrays in, H x W float32 out."""
         def to_device(a: np.ndarray) -> torch.Tensor:

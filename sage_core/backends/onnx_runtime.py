@@ -141,16 +141,22 @@ class OnnxRuntimeBackend(Backend):
                      for a in (y, ir))
         dtype = np.float16 if self.fp16 else np.float32
         if self.split_affine:  # a CPU session (fp32): pooling and upsampling here, see affine_cpu.py
-            y, ir = (np.ascontiguousarray(a, dtype=np.float32) for a in (y, ir))
-            pooling = affine_cpu.head_pooling(*y.shape, self.scale)
-            low = self.session.run(None, {"pooled": affine_cpu.pool_pair(y, ir, pooling)})[0][0]
-            return affine_cpu.apply_coefficients(low, y, ir)
+            return affine_cpu.fuse_split(self._head, y, ir, self.scale)
         feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
                  "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}
         fused = self.session.run(None, feeds)[0][0, 0].astype(np.float32)
         if fused.shape != size:
             fused = cv2.resize(fused, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
         return fused
+
+    def run_numpy_filtered(self, y: np.ndarray, ir: np.ndarray,
+                           coefficient_filter: affine_cpu.CoefficientFilter | None) -> np.ndarray:
+        if not self.split_affine or (self.fixed_shape is not None and y.shape != self.fixed_shape):
+            return self.run_numpy(y, ir)
+        return affine_cpu.fuse_split(self._head, y, ir, self.scale, coefficient_filter)
+
+    def _head(self, pooled: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pooled": pooled})[0][0]
 
     def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         out = self.run_numpy(y[0, 0].cpu().numpy(), ir[0, 0].cpu().numpy())

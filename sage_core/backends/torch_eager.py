@@ -30,12 +30,17 @@ class TorchBackend(ModuleBackend):
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         if self.split is None:
             return super().run_numpy(y, ir)
-        y = np.ascontiguousarray(y, dtype=np.float32)
-        ir = np.ascontiguousarray(ir, dtype=np.float32)
+        return self.run_numpy_filtered(y, ir, None)
+
+    def run_numpy_filtered(self, y: np.ndarray, ir: np.ndarray,
+                           coefficient_filter: affine_cpu.CoefficientFilter | None) -> np.ndarray:
+        if self.split is None:
+            return super().run_numpy(y, ir)
+        return affine_cpu.fuse_split(self._head, y, ir, self.split.scale, coefficient_filter)
+
+    def _head(self, pooled: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            pooled = affine_cpu.pool_pair(y, ir, affine_cpu.head_pooling(*y.shape, self.split.scale))
-            low = self.split.head(torch.from_numpy(pooled))
-        return affine_cpu.apply_coefficients(low[0].float().numpy(), y, ir)
+            return self.split.head(torch.from_numpy(pooled))[0].float().numpy()
 
     @classmethod
     def from_model(cls, model: FusionModel, context: BuildContext) -> tuple[Backend, str]:

@@ -59,7 +59,7 @@ def build_pipeline(params: FusionParams, workers: int = 1) -> FramePipeline:
     if workers > 1 and not params.inference_threads:  # the frames in flight share the cores
         options = dataclasses.replace(options, inference_threads=max(1, (os.cpu_count() or 2) // workers))
     return FramePipeline(Fuser.from_options(options), ThermalNormalizer(params.thermal_config()),
-                         Aligner(params.alignment_config()))
+                         Aligner(params.alignment_config()), params.smoothing_config())
 
 
 def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,

@@ -1,0 +1,128 @@
+"""Temporal smoothing of the fusion model's coefficients (sage_core/fusion_smoothing.py; docs/temporal.md)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from sage_core import Fuser, InferenceOptions
+from sage_core.errors import ConfigError
+from sage_core.eval.temporal import TemporalStability
+from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig
+from sage_core.pipeline import FramePipeline
+
+H, W = 120, 160
+SMOOTH = SmoothingConfig(strength=0.8, max_change=0.02)
+
+
+@pytest.fixture(scope="module")
+def fuser() -> Fuser:
+    return Fuser.from_options(InferenceOptions(device="cpu", backend="torch"))
+
+
+def _texture(h: int, w: int, seed: int, cell: int = 4) -> np.ndarray:
+    noise = np.random.default_rng(seed).random((h // cell, w // cell)).astype(np.float32)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def _noisy_pan(frames: int = 10, step: int = 2, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Both cameras pan with the scene; the thermal has fresh sensor noise each frame (what makes decisions jitter)."""
+    vis_wide, ir_wide = _texture(H, W + frames * step, seed), _texture(H, W + frames * step, seed + 1, 8)
+    rng = np.random.default_rng(seed + 2)
+    pairs = []
+    for i in range(frames):
+        vis = (vis_wide[:, i * step:i * step + W] * 200 + 25).astype(np.uint8)
+        ir = ir_wide[:, i * step:i * step + W] * 120 + 60 + rng.normal(0, 6.0, (H, W))
+        pairs.append((np.clip(ir, 0, 255).astype(np.uint8), cv2.cvtColor(vis, cv2.COLOR_GRAY2BGR)))
+    return pairs
+
+
+def _hot_square(frames: int = 16, step: int = 6, stop: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A hot object the visible camera does not see (no visible motion to follow) moves, then stops."""
+    vis = cv2.cvtColor((_texture(H, W, 2) * 200 + 25).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    background = _texture(H, W, 3, 8) * 60 + 60
+    pairs = []
+    for i in range(frames):
+        ir = background.copy()
+        x = 10 + step * min(i, stop)
+        ir[40:80, x:x + 30] = 230
+        pairs.append((ir.astype(np.uint8), vis))
+    return pairs
+
+
+def test_smoothing_lowers_the_warping_error_of_a_jittering_stream(fuser):
+    plain, smooth = FramePipeline(fuser), FramePipeline(fuser, smoothing=SMOOTH)
+    assert smooth.smoothing_active and not plain.smoothing_active
+    metric = TemporalStability()
+    for ir, vis in _noisy_pan():
+        metric.add(vis, {"plain": plain.fuse(ir, vis), "smooth": smooth.fuse(ir, vis)})
+    summary = metric.summary()
+    assert summary["smooth"]["warping_error"] < 0.9 * summary["plain"]["warping_error"]
+
+
+def test_a_moving_object_is_never_held_back_beyond_the_bound(fuser):
+    """No trail: a thermal-only object moving 6 px a frame differs from the unsmoothed picture by a few grey
+    levels at most, and once it stops the difference dies out within a few frames."""
+    plain, smooth = FramePipeline(fuser), FramePipeline(fuser, smoothing=SMOOTH)
+    differences = []
+    for ir, vis in _hot_square():
+        a, b = plain.fuse(ir, vis, gray=True), smooth.fuse(ir, vis, gray=True)
+        differences.append(int(np.abs(a.astype(np.int16) - b).max()))
+    assert differences[0] == 0  # the first frame is the model's own
+    assert max(differences) <= 1.0 * 255 * SMOOTH.max_change * 2 + 1  # twice the bound at full resolution
+    assert differences[-1] <= 3  # 8 frames after it stopped
+
+
+def test_a_scene_cut_resets_the_average(fuser):
+    plain, smooth = FramePipeline(fuser), FramePipeline(fuser, smoothing=SMOOTH)
+    for ir, vis in _noisy_pan(frames=4):
+        plain.fuse(ir, vis)
+        smooth.fuse(ir, vis)
+    ir, vis = _noisy_pan(frames=1, seed=7)[0]
+    vis = 255 - vis  # another scene: every block changes
+    assert np.array_equal(plain.fuse(ir, vis), smooth.fuse(ir, vis))
+    assert smooth.smoother.resets == 1
+
+
+def test_a_repeated_pair_converges_to_its_own_fusion(fuser):
+    """A frozen pair (both cameras repeating) is not held at the old average: it converges to its own picture."""
+    pairs = _noisy_pan(frames=4)
+    plain, smooth = FramePipeline(fuser), FramePipeline(fuser, smoothing=SMOOTH)
+    for ir, vis in pairs:
+        smooth.fuse(ir, vis)
+    ir, vis = pairs[-1]
+    expected = plain.fuse(ir, vis).astype(np.int16)
+    for _ in range(12):
+        out = smooth.fuse(ir, vis)
+    assert np.abs(out - expected).max() <= 1
+
+
+def test_off_is_the_model_and_settings_are_checked(fuser):
+    ir, vis = _noisy_pan(frames=1)[0]
+    off = FramePipeline(fuser, smoothing=SmoothingConfig(0.0))
+    assert not off.smoothing_active and np.array_equal(off.fuse(ir, vis), fuser.fuse(ir, vis))
+    low = np.zeros((3, 4, 4), np.float32)
+    assert CoefficientSmoother()(low, np.zeros((2, 4, 4), np.float32)) is low
+    for bad in (SmoothingConfig(1.0), SmoothingConfig(0.5, max_change=0.0), SmoothingConfig(float("nan"))):
+        with pytest.raises(ConfigError):
+            bad.validate()
+    off.reconfigure_smoothing(SMOOTH)
+    assert off.smoothing_active
+
+
+def test_backends_without_coefficients_ignore_the_setting():
+    from sage_core.eval.baselines import make_baseline
+
+    average = make_baseline("average")
+    ir, vis = _noisy_pan(frames=1)[0]
+    assert not average.filters_coefficients
+    assert np.array_equal(average.fuse(ir, vis, lambda low, pooled: low * 0), average.fuse(ir, vis))
+
+
+def test_onnx_runtime_smooths_as_torch_does(fuser, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx = Fuser.from_options(InferenceOptions(device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path))
+    assert onnx.filters_coefficients
+    torch_path, onnx_path = FramePipeline(fuser, smoothing=SMOOTH), FramePipeline(onnx, smoothing=SMOOTH)
+    for ir, vis in _noisy_pan(frames=4):
+        a, b = torch_path.fuse(ir, vis), onnx_path.fuse(ir, vis)
+        assert np.abs(a.astype(np.int16) - b).max() <= 1
