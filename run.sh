@@ -24,7 +24,8 @@ oldest_tests=(tests/test_image_conversion.py tests/test_compressed.py tests/test
               tests/test_tone_mapping.py tests/test_temporal.py tests/test_time_offset.py tests/test_calibrate.py
               tests/test_cli.py tests/test_backends.py tests/test_fusion_node.py tests/test_node_transports.py
               tests/test_node_hostile_input.py tests/test_managed_node.py tests/test_node_clock.py
-              tests/test_bags.py tests/test_bags_cli.py tests/test_rectification.py tests/test_node_rectification.py)
+              tests/test_bags.py tests/test_bags_cli.py tests/test_rectification.py tests/test_node_rectification.py
+              tests/test_fusion_smoothing.py)
 
 python_ok() {
   local py="${PYTHON:-python3}"
