@@ -50,7 +50,7 @@ from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
 from sage_ros.node.ros_parameters import declare_parameters, read_parameters
-from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values
+from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values, render_yaml
 from sage_ros.stream.alignment_watch import AlignmentWatch
 from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers
 from sage_ros.stream.frames import Frame, Job
@@ -310,8 +310,6 @@ def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None,
     ``--help`` prints ``usage`` and the parameters with their defaults, and starts nothing."""
     args = argv if argv is not None else sys.argv
     if wants_help(args):
-        from sage_ros.parameters import render_yaml
-
         print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
         return 0
     rclpy.init(args=args)

@@ -10,6 +10,7 @@ stand-in for ``composition_interfaces`` (composable nodes are not used).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -51,12 +52,17 @@ class Workspace:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         return subprocess.run(args, cwd=self.root, env=env, capture_output=True, text=True, timeout=300)
 
-    def environment(self, extra_pythonpath: list[Path] = ()) -> dict[str, str]:
-        """The variables ``source install/setup.sh`` sets, read back from a shell (plus ``extra_pythonpath``)."""
+    @functools.cached_property
+    def _sourced(self) -> dict[str, str]:
+        """The variables ``source install/setup.sh`` sets, read back from a shell once."""
         shell = f". {shlex.quote(str(self.root / 'install' / 'setup.sh'))} && env -0"
         base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
         out = subprocess.run(["sh", "-c", shell], env=base, capture_output=True, check=True, timeout=60).stdout
-        env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+        return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+    def environment(self, extra_pythonpath: list[Path] = ()) -> dict[str, str]:
+        """The sourced workspace's variables (plus ``extra_pythonpath`` in front of its PYTHONPATH)."""
+        env = dict(self._sourced)
         if extra_pythonpath:
             env["PYTHONPATH"] = os.pathsep.join([*map(str, extra_pythonpath), env.get("PYTHONPATH", "")])
         return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,8 +34,6 @@ def test_the_installed_package_is_the_one_python_imports(ros_workspace):
         # --symlink-install: build/sage_ros links back into src/ (edits apply without a rebuild); plain: install/
         assert line.startswith(str(ros_workspace.root)), line
         if ros_workspace.symlink_install:
-            from pathlib import Path
-
             assert str(Path(line).resolve()).startswith(str(ros_workspace.source)), line
 
 

@@ -131,12 +131,13 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
         result = BagFusionResult(source.path, out.path, topics, fusion.pipeline.fuser.description)
         camera_of = {topic.name: camera for camera, topic in topics.items()}
         # Both cameras' camera_info: each rectifies its camera's images; the reference's describes the output.
-        info_of = {name: camera for camera, topic in topics.items()
-                   if (name := camera_info_topic(source, topic)) is not None}
+        info_topics = {camera: name for camera, topic in topics.items()
+                       if (name := camera_info_topic(source, topic)) is not None}
+        info_of = {name: camera for camera, name in info_topics.items()}
         wanted = None if copy else set(camera_of) | set(info_of)
         with out:
             copies = _copies(source, out, result) if copy else {}
-            fused = FusedStream(out, next((n for n, c in info_of.items() if c == fusion.pipeline.reference), None))
+            fused = FusedStream(out, info_topics.get(fusion.pipeline.reference))
             messages = tqdm(source.messages(wanted), total=source.count(wanted), unit="msg", disable=not progress,
                             desc=f"fusing {topics[Camera.THERMAL].name} + {topics[Camera.RGB].name}")
             started = time.perf_counter()
