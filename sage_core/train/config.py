@@ -17,6 +17,7 @@ from sage_core.train.detection import DetectionConfig, check_detection
 from sage_core.train.losses import TripletWeights
 from sage_core.train.sam_priors import GeneratorSettings
 from sage_core.train.segmentation import SegmentationConfig, check_segmentation
+from sage_core.train.stability import StabilityConfig, check_stability
 
 TEACHER_KINDS = ("spa", "sage-official", "none")
 SCHEDULES = ("released", "full")
@@ -75,6 +76,7 @@ class LossConfig:
     triplet: dict = field(default_factory=dict)  # TripletWeights overrides
     follow: float = 0.1
     follow_feature: float = 0.01
+    stability: StabilityConfig = field(default_factory=StabilityConfig)  # off unless its weight is set
 
 
 @dataclass
@@ -189,6 +191,7 @@ def check_config(c: DistillConfig) -> None:
         raise ConfigError("teacher.segmentation is a term of the SPA teacher's loss (teacher.kind spa)")
     check_segmentation(c.teacher.segmentation)
     check_detection(c.teacher.detection, c.teacher.kind)
+    check_stability(c.loss.stability, c.data.crop)
     build_section(TripletWeights, c.loss.triplet, "loss.triplet")
     build_section(GeneratorSettings, c.sam.generator, "sam.generator")
 

@@ -54,6 +54,7 @@ from sage_core.train.losses import (
 )
 from sage_core.train.sam_priors import SamFeatures
 from sage_core.train.segmentation import LabelSource, SegmentationTerm
+from sage_core.train.stability import StabilityTerm
 
 VALIDATION_METRICS = ("VIF", "Qabf", "SSIM", "MI")
 
@@ -121,6 +122,8 @@ class Distiller:
         self.segmentation = SegmentationTerm(seg, self.device) if seg.enabled else None
         det = c.teacher.detection
         self.detection = DetectionTerm(det, self.device) if det.enabled else None
+        stab = c.loss.stability
+        self.stability = StabilityTerm(stab, c.run.seed + self.rank) if stab.enabled else None
 
     def _build_data(self) -> None:
         """Each process loads its shard of the training images; the frozen teacher's outputs are cached."""
@@ -205,6 +208,8 @@ class Distiller:
             terms["feature"] = self.weights.feature * feature_loss(s_feats, t_feats, self.projections)
         if self.detection is not None and self.detection.config.on_student:
             terms["detection"] = self.detection.loss(fused, batch.y, batch.ir, batch.cr, batch.cb)
+        if self.stability is not None:
+            terms["stability"] = self.stability.loss(self.student, batch.y, batch.ir, fused)
         loss = sum(terms.values())
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
