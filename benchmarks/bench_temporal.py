@@ -6,6 +6,8 @@ For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i): the fl
 (sage_core.eval.temporal; docs/temporal.md) and the brightness flicker of the visible and thermal inputs,
 the average, GFF, the default model and the released student, each fused frame by frame, with the
 fused stream's ratio to the visible input's (the goal: <= 1) and to the average's, both measured in the same run;
+a second table gives every stream's two-source flow error (the thermal as second reference: per pixel the
+better of the visible and the thermal flow) and its ratio to the visible input's;
 then the default model through ``FramePipeline`` with the fusion smoothing (``fusion_smoothing`` 0.8,
 ``fusion_smoothing_max_change`` 0.02: sage_core/fusion_smoothing.py). Then the thermal tone mapping's share: the
 clips' thermal is 8-bit and already tone-mapped by the camera, so it is normalised once more by each
@@ -42,7 +44,8 @@ def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
 
 def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: Fuser,
                  frames: int | None) -> dict[str, dict[str, float]]:
-    """Every stream of one clip through one TemporalStability (the visible frames give the motion)."""
+    """Every stream of one clip through one TemporalStability (the visible frames give the motion, the
+    thermal frames the second flow of the two-source error)."""
     metric = TemporalStability()
     normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in TONE_METHODS}
     smoothed = FramePipeline(default, smoothing=SMOOTHING)  # 8-bit thermal: passed through, as the node does
@@ -54,7 +57,7 @@ def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: Fuser
             unit = normalizer(ir)
             streams[f"thermal, {method}"] = _unit_to_uint8(unit)
             streams[f"default, thermal {method}"] = default.fuse(unit, vis)
-        metric.add(vis, streams)
+        metric.add(vis, streams, second_reference=ir)
     return metric.summary()
 
 
@@ -78,6 +81,20 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
           "|change of the mean grey| between frames")
 
 
+def print_source_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """The two-source flow error of every stream, with its ratio to the visible input's."""
+    names = list(next(iter(results.values())))
+    print("\n| stream | " + " | ".join(f"{clip}: two-source flow error (/ visible)" for clip in results) + " |")
+    print("| --- | " + " | ".join("---" for _ in results) + " |")
+    for name in names:
+        cells = [f"{summary[name]['source_flow_error']:.2f} "
+                 f"({summary[name]['source_flow_error'] / summary['visible']['source_flow_error']:.2f})"
+                 for summary in results.values()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\ntwo-source flow error: RMS grey levels, per pixel the smaller squared error under the visible and "
+          "the thermal flow (DIS, each with its own forward-backward mask), over pixels valid under either")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "datasets" / "m3svd_clips")
@@ -94,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").is_file() and (p / "vis.mp4").is_file())
     results = {clip.name: measure_clip(clip, fusers, default, args.frames or None) for clip in clips}
     print_table(results)
+    print_source_table(results)
     return 0
 
 

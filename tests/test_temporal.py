@@ -68,6 +68,55 @@ def test_mismatched_and_non_8_bit_frames_are_refused():
         metric.add(np.zeros((8, 8), np.uint8), {"a": np.zeros((8, 9), np.uint8)})
 
 
+def _two_cameras(frames: int = 8, step: int = 2, speed: int = 3, size: int = 40):
+    """Visible: a texture panning right. Thermal: its own texture panning alike, and a textured object only
+    the thermal camera sees, moving left. Fused: the visible with the thermal object pasted over it."""
+    visible = _panning(frames, step)
+    wide = _texture(120, 160 + frames * step, seed=1) * 0.5 + 40
+    thermal_scene = [wide[:, i * step:i * step + 160] for i in range(frames)][::-1]
+    thing = _texture(size, size, seed=2)
+    thermal, fused = [], []
+    for index in range(frames):
+        th, fu = thermal_scene[index].copy(), visible[index].astype(np.float32)
+        x = 100 - index * speed
+        th[40:40 + size, x:x + size] = thing
+        fu[40:40 + size, x:x + size] = thing
+        thermal.append(th.astype(np.uint8))
+        fused.append(fu.astype(np.uint8))
+    return visible, thermal, fused
+
+
+def test_thermal_only_content_is_judged_by_the_thermal_flow_under_the_two_source_error():
+    visible, thermal, fused = _two_cameras()
+    metric, primary_only = TemporalStability(), TemporalStability()
+    for index in range(len(visible)):
+        flicker = np.clip(fused[index].astype(np.int16) + (12 if index % 2 else -12), 0, 255).astype(np.uint8)
+        streams = {"visible": visible[index], "thermal": thermal[index], "fused": fused[index], "flicker": flicker}
+        metric.add(visible[index], streams, second_reference=thermal[index])
+        primary_only.add(visible[index], streams)
+    summary, primary = metric.summary(), primary_only.summary()
+    fused_s = summary["fused"]
+    assert fused_s["warping_error"] > 12.0 and fused_s["source_flow_error"] < 10.0
+    assert fused_s["warping_error"] > 2 * fused_s["source_flow_error"]
+    assert summary["thermal"]["warping_error"] > 2 * summary["thermal"]["source_flow_error"]
+    assert summary["flicker"]["source_flow_error"] > 20.0  # flicker moves with neither camera
+    assert summary["visible"]["source_flow_error"] <= summary["visible"]["warping_error"]
+    # The primary measure is the same with or without the second reference, and its keys are unchanged.
+    for name, values in primary.items():
+        assert set(values) == {"warping_error", "relative_error", "brightness_flicker", "pairs"}
+        assert {k: summary[name][k] for k in values} == values
+
+
+def test_a_second_reference_of_another_shape_or_at_some_steps_only_is_refused():
+    frame = np.zeros((8, 8), np.uint8)
+    with pytest.raises(FusionInputError, match="second reference is 9x8, expected the reference's 8x8"):
+        TemporalStability().add(frame, {"a": frame}, second_reference=np.zeros((8, 9), np.uint8))
+    metric = TemporalStability()
+    metric.add(frame, {"a": frame}, second_reference=frame)
+    with pytest.raises(FusionInputError, match="every step or at none"):
+        metric.add(frame, {"a": frame})
+
+
 @pytest.mark.skipif(not (CLIPS / "0111_1716" / "ir.mp4").is_file(), reason="m3svd clips not present")
 def test_a_real_clip_reads_as_registered_pairs():
     pairs = list(read_clip(CLIPS / "0111_1716", limit=3))
@@ -97,4 +146,6 @@ def test_evaluate_reports_temporal_stability_for_clips(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "temporal.json").read_text())["clip"]
     assert set(summary) == {"visible", "thermal", "avg"} and summary["avg"]["pairs"] == 5
-    assert summary["visible"]["warping_error"] < 10 and "| avg |" in (out / "temporal.md").read_text()
+    assert summary["visible"]["warping_error"] < 10 and summary["avg"]["source_flow_error"] < 10
+    table = (out / "temporal.md").read_text()
+    assert "| avg |" in table and "two-source flow" in table

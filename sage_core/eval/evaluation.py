@@ -123,26 +123,36 @@ def evaluate(datasets: list[Path], methods: list[Method], mosaic_count: int = 0,
 def evaluate_sequences(clips: list[Path], methods: list[Method], frames: int | None = None,
                        progress: bool = True) -> dict[str, dict[str, dict[str, float]]]:
     """{clip: {stream: temporal summary}} for the visible and thermal inputs and every method that fuses
-    (a folder of fused images has no frame order to follow); see :mod:`sage_core.eval.temporal`."""
+    (a folder of fused images has no frame order to follow); the thermal is the second reference, so each
+    summary has the two-source flow error too; see :mod:`sage_core.eval.temporal`."""
     fusing = [m for m in methods if m.fuser is not None]
     results = {}
     for folder in clips:
         metric = TemporalStability()
         for ir, vis in tqdm(read_clip(folder, frames), desc=f"sequence {folder.name}", unit="frame",
                             disable=not progress):
-            metric.add(vis, {"visible": vis, "thermal": ir, **{m.name: m.fuser.fuse(ir, vis) for m in fusing}})
+            metric.add(vis, {"visible": vis, "thermal": ir, **{m.name: m.fuser.fuse(ir, vis) for m in fusing}},
+                       second_reference=ir)
         results[folder.name] = metric.summary()
     return results
 
 
 def temporal_markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """One table per clip: warping error (and its ratio to the visible input's), relative error, flicker."""
+    """One table per clip: warping error (and its ratio to the visible input's), relative error, flicker,
+    and the two-source flow error (and its ratio to the visible's) where the summary has it."""
     lines = []
     for clip, summary in results.items():
-        visible = summary["visible"]["warping_error"]
-        lines += [f"### {clip} (temporal stability, {int(summary['visible']['pairs'])} frame pairs)", "",
-                  "| stream | warping error | / visible | relative | flicker |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {name} | {s['warping_error']:.2f} | {s['warping_error'] / visible:.2f} | "
-                  f"{s['relative_error']:.3f} | {s['brightness_flicker']:.3f} |" for name, s in summary.items()]
+        visible = summary["visible"]
+        two = "source_flow_error" in visible
+        lines += [f"### {clip} (temporal stability, {int(visible['pairs'])} frame pairs)", "",
+                  "| stream | warping error | / visible | relative | flicker |"
+                  + (" two-source flow | / visible |" if two else ""),
+                  "| --- | --- | --- | --- | --- |" + (" --- | --- |" if two else "")]
+        for name, s in summary.items():
+            row = (f"| {name} | {s['warping_error']:.2f} | {s['warping_error'] / visible['warping_error']:.2f} | "
+                   f"{s['relative_error']:.3f} | {s['brightness_flicker']:.3f} |")
+            if two:
+                row += f" {s['source_flow_error']:.2f} | {s['source_flow_error'] / visible['source_flow_error']:.2f} |"
+            lines.append(row)
         lines.append("")
     return "\n".join(lines)

@@ -10,6 +10,13 @@ absolute change of the mean grey level between consecutive frames) is reported b
 shows there first, and so is the relative warping error (the warping error over the stream's contrast,
 the RMS of its frames' standard deviations), since a stream with twice the contrast has twice the error
 for the same relative noise.
+
+A fused frame holds content of two cameras, and content that only the thermal camera sees (or sees with
+parallax) moves as the thermal does, not as the visible flow says. Given a second reference (the thermal
+input), the flow is also computed on it (both ways, its own mask), and every stream also gets the
+two-source warping error (``source_flow_error``): per pixel the smaller of the squared errors under the
+two flows (only the one flow where the other's mask leaves the pixel out), RMS over the pixels valid
+under at least one. The visible-flow warping error stays the primary measure, computed as without it.
 """
 
 from __future__ import annotations
@@ -65,10 +72,16 @@ class StreamError:
     flicker: float = 0.0
     pairs: int = 0
     variance: float = 0.0  # sum of the frames' variances (the later frame of each pair)
+    source_squared: float = 0.0  # the two-source error's sums (only with a second reference)
+    source_pixels: int = 0
 
     @property
     def warping_error(self) -> float:
         return float(np.sqrt(self.squared / self.pixels)) if self.pixels else float("nan")
+
+    @property
+    def source_flow_error(self) -> float:
+        return float(np.sqrt(self.source_squared / self.source_pixels)) if self.source_pixels else float("nan")
 
     @property
     def relative_error(self) -> float:
@@ -82,36 +95,60 @@ class StreamError:
 
 @dataclass
 class TemporalStability:
-    """Feed frames in order with :meth:`add`; read :meth:`summary`. One flow per step, on ``reference``."""
+    """Feed frames in order with :meth:`add`; read :meth:`summary`. One flow per step on ``reference``
+    (and one on ``second_reference`` when given)."""
 
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     streams: dict[str, StreamError] = field(default_factory=dict)
     _previous: dict[str, np.ndarray] = field(default_factory=dict)
     _reference: np.ndarray | None = None
+    _second: np.ndarray | None = None
     _grid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._flow = cv2.DISOpticalFlow_create(self.preset)
+        # Its own instance, so the second flow cannot touch the primary one's state.
+        self._second_flow = cv2.DISOpticalFlow_create(self.preset)
 
-    def add(self, reference: np.ndarray, frames: dict[str, np.ndarray]) -> None:
-        """One time step: the reference frame (motion) and every stream's frame (8-bit gray or BGR)."""
+    def add(self, reference: np.ndarray, frames: dict[str, np.ndarray],
+            second_reference: np.ndarray | None = None) -> None:
+        """One time step: the reference frame (motion), every stream's frame (8-bit gray or BGR) and
+        optionally a second reference (the thermal input) for the two-source warping error."""
         ref = gray(reference).astype(np.uint8)
         current = {name: gray(frame) for name, frame in frames.items()}
         for name, frame in current.items():
             if frame.shape != ref.shape:
                 raise FusionInputError(f"stream {name}: {frame.shape} frames, reference {ref.shape}")
+        second = None
+        if second_reference is not None:
+            second = gray(second_reference).astype(np.uint8)
+            if second.shape != ref.shape:
+                raise FusionInputError(f"TemporalStability.add: second reference is {second.shape[1]}x"
+                                       f"{second.shape[0]}, expected the reference's {ref.shape[1]}x{ref.shape[0]}")
+        if self._reference is not None and (second is None) != (self._second is None):
+            # A two-source error over only some of the pairs would not compare with the primary one.
+            raise FusionInputError("TemporalStability.add: second reference given at some time steps only; "
+                                   "expected it at every step or at none")
         if self._reference is not None:
-            self._score(ref, current)
-        self._reference, self._previous = ref, current
+            self._score(ref, current, second)
+        self._reference, self._previous, self._second = ref, current, second
 
-    def _score(self, ref: np.ndarray, current: dict[str, np.ndarray]) -> None:
+    def _motion(self, flow: cv2.DISOpticalFlow, earlier: np.ndarray,
+                later: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Backward flow (frame t+1 -> frame t) of one reference and its forward-backward mask."""
+        backward = flow.calc(later, earlier, None)
+        forward = flow.calc(earlier, later, None)
+        return backward, valid_mask(forward, backward, self._grid)
+
+    def _score(self, ref: np.ndarray, current: dict[str, np.ndarray], second: np.ndarray | None) -> None:
         if self._grid is None or self._grid.shape[:2] != ref.shape:
             h, w = ref.shape
             self._grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-        backward = self._flow.calc(ref, self._reference, None)  # frame t+1 -> frame t
-        forward = self._flow.calc(self._reference, ref, None)
-        mask = valid_mask(forward, backward, self._grid)
+        backward, mask = self._motion(self._flow, self._reference, ref)
         count = int(mask.sum())
+        if second is not None:
+            second_backward, second_mask = self._motion(self._second_flow, self._second, second)
+            either = mask | second_mask
         for name, frame in current.items():
             previous = self._previous.get(name)
             if previous is None:
@@ -123,10 +160,22 @@ class TemporalStability:
             stream.flicker += abs(float(frame.mean()) - float(previous.mean()))
             stream.variance += float(frame.var(dtype=np.float64))
             stream.pairs += 1
+            if second is not None:
+                # A pixel left out by one flow's mask is scored by the other flow alone.
+                first = np.where(mask, np.square(difference), np.inf)
+                other = np.where(second_mask, np.square(frame - _warp(previous, second_backward, self._grid)),
+                                 np.inf)
+                stream.source_squared += float(np.minimum(first, other)[either].sum(dtype=np.float64))
+                stream.source_pixels += int(either.sum())
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{stream: {"warping_error": grey levels RMS, "relative_error": over the stream's contrast,
-        "brightness_flicker": grey levels, "pairs": n}}."""
-        return {name: {"warping_error": s.warping_error, "relative_error": s.relative_error,
-                       "brightness_flicker": s.brightness_flicker, "pairs": float(s.pairs)}
-                for name, s in self.streams.items()}
+        "brightness_flicker": grey levels, "pairs": n}}, plus "source_flow_error" (grey levels RMS,
+        the better of the two flows per pixel) when a second reference was given."""
+        result = {}
+        for name, s in self.streams.items():
+            result[name] = {"warping_error": s.warping_error, "relative_error": s.relative_error,
+                            "brightness_flicker": s.brightness_flicker, "pairs": float(s.pairs)}
+            if self._second is not None:
+                result[name]["source_flow_error"] = s.source_flow_error
+        return result
