@@ -28,7 +28,7 @@ def _pixelwise(y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
 
 def _jittery(y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
     """Decides at low resolution with a steep threshold: small input changes flip its decisions."""
-    pooled = torch.nn.functional.avg_pool2d(ir, 4)
+    pooled = torch.nn.functional.avg_pool2d(ir, 16)
     share = torch.sigmoid((pooled - 0.5) * 200.0)
     share = torch.nn.functional.interpolate(share, size=y.shape[-2:], mode="bilinear", align_corners=False)
     return share * ir + (1 - share) * y
@@ -42,14 +42,14 @@ def _loss(model, **settings) -> float:
 
 def test_a_model_that_decides_pixel_by_pixel_is_stable_and_one_with_jumpy_decisions_is_not():
     assert _loss(_pixelwise, noise=0.0) < 1e-6  # a shift alone: the same pixels, the same picture
-    assert _loss(_pixelwise) < 0.0015  # its noise passes through pixel by pixel and averages out in the pool
+    assert _loss(_pixelwise) < 1e-5  # its noise passes through pixel by pixel and averages out in the pool
     assert _loss(_jittery) > 10 * _loss(_pixelwise)
     assert _loss(_jittery, noise=0.0, max_shift=0) == 0.0  # nothing changed, nothing to penalise
 
 
 def test_the_pool_removes_the_pixel_noise_but_not_changed_decisions():
-    assert _loss(_pixelwise, pool=1) > 3 * _loss(_pixelwise, pool=8)
-    assert _loss(_jittery, pool=8) > 0.5 * _loss(_jittery, pool=1)
+    assert _loss(_pixelwise, pool=1) > 20 * _loss(_pixelwise, pool=8)  # variance / 64 for independent noise
+    assert _loss(_jittery, pool=8) > 0.3 * _loss(_jittery, pool=1)
 
 
 def test_training_on_the_term_makes_an_affine_fuse_steadier():
