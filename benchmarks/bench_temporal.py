@@ -12,7 +12,8 @@ then the default model through ``FramePipeline`` with the fusion smoothing (``fu
 ``fusion_smoothing_max_change`` 0.02: sage_core/fusion_smoothing.py). Then the thermal tone mapping's share: the
 clips' thermal is 8-bit and already tone-mapped by the camera, so it is normalised once more by each
 method of ``ThermalNormalizer`` (percentile, plateau), as the node would normalise a raw stream, and fused
-by the default model. ``--frames`` limits the frames per clip (0: all).
+by the default model. ``--frames`` limits the frames per clip (0: all); ``--model-file-path M`` (repeatable) adds
+a row per model file (e.g. one trained with ``loss.stability``, docs/temporal.md).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "datasets" / "m3svd_clips")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60; 0: all)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model-file-path", type=Path, action="append", default=[],
+                        help="a further model to score (a row named after its file); repeatable")
     args = parser.parse_args(argv)
     default = Fuser.from_options(InferenceOptions(device=args.device))
     if not FramePipeline(default, smoothing=SMOOTHING).smoothing_active:
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "default model": default}
     if STUDENT.is_file():
         fusers["released student"] = Fuser.from_weights(STUDENT, device=args.device)
+    for path in args.model_file_path:
+        fusers[str(path)] = Fuser.from_weights(path, device=args.device)
     clips = sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").is_file() and (p / "vis.mp4").is_file())
     results = {clip.name: measure_clip(clip, fusers, default, args.frames or None) for clip in clips}
     print_table(results)
