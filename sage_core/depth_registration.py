@@ -47,10 +47,13 @@ def depth_in_metres(depth: np.ndarray) -> np.ndarray:
 def fill_holes(depth_m: np.ndarray, radius_px: int) -> np.ndarray:
     """Holes (0) within ``radius_px`` of a depth take the farthest depth around them (the background: holes beside
     near objects are where the depth camera's second view could not see the background); others stay 0."""
-    if radius_px <= 0:
+    holes = depth_m <= 0
+    if radius_px <= 0 or not holes.any():
         return depth_m
     farthest = cv2.dilate(depth_m, np.ones((2 * radius_px + 1, 2 * radius_px + 1), np.uint8))
-    return np.where(depth_m > 0, depth_m, farthest)
+    out = depth_m.copy()
+    np.copyto(out, farthest, where=holes)
+    return out
 
 
 @dataclass
@@ -71,7 +74,7 @@ class ThermalLookup:
     """
 
     def __init__(self, rig: Rig, output_to_rgb: np.ndarray, output_size: tuple[int, int],
-                 occlusion_px: float = 0.5, fill_holes_px: int = 0) -> None:
+                 occlusion_px: float = 1.0, fill_holes_px: int = 0) -> None:
         self.rig, self.output_size, self.fill_holes_px = rig, tuple(output_size), fill_holes_px
         w, h = output_size
         a, b = rig.rgb_to_thermal()
@@ -103,8 +106,7 @@ class ThermalLookup:
     def depth_on_output(self, depth_m: np.ndarray) -> np.ndarray:
         """The RGB-grid depth (metres) at each output pixel (nearest: depth is never blended across an edge)."""
         rows, cols = self._rgb_rows, self._rgb_cols
-        depth = depth_m[rows, cols]
-        return fill_holes(np.ascontiguousarray(depth), self.fill_holes_px)
+        return fill_holes(np.ascontiguousarray(depth_m[rows, cols]), self.fill_holes_px)
 
     def maps(self, depth_m: np.ndarray, distance: float) -> DepthMaps:
         """Thermal sampling maps for one depth image (metres on the RGB grid, 0: none); pixels without depth take
@@ -114,35 +116,41 @@ class ThermalLookup:
         inverse = np.full(depth.shape, 0.0 if math.isinf(distance) else 1.0 / distance, np.float32)
         np.divide(np.float32(1.0), depth, out=inverse, where=measured)
         (a0, a1, a2), (b0, b1, b2) = self._a, self._b
-        scale = a2 + b2 * inverse
-        behind = scale <= 1e-6  # a point behind the thermal camera (a depth shorter than the baseline)
-        np.divide(np.float32(1.0), scale, out=scale, where=~behind)
-        map_x = (a0 + b0 * inverse) * scale
-        map_y = (a1 + b1 * inverse) * scale
-        map_x[behind], map_y[behind] = -1.0, -1.0
-        inverse *= scale  # the thermal camera's inverse depth of each pixel's point
-        occluded = self._occluded(map_x, map_y, inverse, measured & ~behind)
+        # OpenCV's arithmetic (one pass each, on all cores) for q = (a + b w) / (a2 + b2 w).
+        scale = cv2.scaleAdd(inverse, float(b2), a2)
+        behind = scale <= 1e-6 if scale.min() <= 1e-6 else None  # a point behind the thermal camera: none
+        if behind is not None:
+            scale[behind] = 1.0
+        scale = cv2.divide(1.0, scale)
+        map_x = cv2.multiply(cv2.scaleAdd(inverse, float(b0), a0), scale)
+        map_y = cv2.multiply(cv2.scaleAdd(inverse, float(b1), a1), scale)
+        if behind is not None:
+            map_x[behind], map_y[behind] = -2.0, -2.0
+            measured &= ~behind
+        thermal_inverse = cv2.multiply(inverse, scale)  # the thermal camera's inverse depth of each point
+        occluded = self._occluded(map_x, map_y, thermal_inverse, measured)
         return DepthMaps(map_x, map_y, measured, occluded)
 
     def _occluded(self, map_x: np.ndarray, map_y: np.ndarray, thermal_inverse: np.ndarray,
                   splat: np.ndarray) -> np.ndarray:
         """Pixels hidden from the thermal camera: farther, by more than the occlusion margin, than a surface
-        splatted into the thermal pixels their bilinear sample reads (so an occluder's edge never bleeds in)."""
+        splatted into a thermal pixel their bilinear sample reads (so an occluder's edge never bleeds in)."""
         if math.isinf(self._occlusion_margin):  # no baseline: nothing is hidden from one camera only
             return np.zeros(map_x.shape, bool)
         tw, th = self.rig.thermal.size
-        # Each sample reads the 2x2 thermal pixels from floor(q): index the z-buffer by that corner.
-        cols, rows = np.floor(map_x).astype(np.int32), np.floor(map_y).astype(np.int32)
-        inside = (cols >= -1) & (cols < tw) & (rows >= -1) & (rows < th)
-        cells = np.clip(rows, 0, th - 1) * tw + np.clip(cols, 0, tw - 1)
+        # The z-buffer: the largest inverse depth (the nearest surface) splatted into each thermal pixel.
+        xs, ys, values = map_x[splat], map_y[splat], thermal_inverse[splat]
+        cols, rows = np.rint(xs).astype(np.int32), np.rint(ys).astype(np.int32)
+        inside = (cols >= 0) & (cols < tw) & (rows >= 0) & (rows < th)
         nearest = np.zeros(tw * th, np.float32)
-        chosen = splat & inside
-        np.maximum.at(nearest, cells[chosen], thermal_inverse[chosen])
-        # Two samples read a common thermal pixel when their corners are within one pixel: a max filter, wider
-        # where the thermal grid is finer than the rgb samples splatted into it (no gaps between them).
+        np.maximum.at(nearest, (rows * tw + cols)[inside], values[inside])
+        # A sample reads the thermal pixels within one of its nearest: a max filter, wider where the thermal
+        # grid is finer than the samples splatted into it (no gaps between the splats of one surface).
         size = 2 * self._reach + 1
-        nearest = cv2.dilate(nearest.reshape(th, tw), np.ones((size, size), np.uint8)).ravel()
-        return inside & (thermal_inverse < nearest[cells] - np.float32(self._occlusion_margin))
+        nearest = cv2.dilate(nearest.reshape(th, tw), np.ones((size, size), np.uint8))
+        # Looked up at each pixel's nearest thermal pixel (0 outside: nothing hides what is not seen).
+        seen = cv2.remap(nearest, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return thermal_inverse < seen - np.float32(self._occlusion_margin)
 
     def warp(self, thermal: np.ndarray, maps: DepthMaps) -> np.ndarray:
         """The thermal image on the output grid along ``maps``; occluded pixels and pixels outside the thermal

@@ -30,8 +30,8 @@ class DepthSettings:
     behind the nearest one in its thermal pixel to count as hidden; ``fill_holes_px``, holes this close to a
     depth take the farthest depth around them (0: every hole takes the registration distance)."""
 
-    occlusion_px: float = 0.5
-    fill_holes_px: int = 0
+    occlusion_px: float = 1.0
+    fill_holes_px: int = 4
 
     def validate(self) -> None:
         if not (self.occlusion_px > 0 and math.isfinite(self.occlusion_px)):
