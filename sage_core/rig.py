@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sage_core.errors import ConfigError, FusionInputError
-from sage_core.lens import LensModel
+
+if TYPE_CHECKING:  # the parameter table checks extrinsics without loading OpenCV
+    from sage_core.lens import LensModel
 
 #: The longest baseline taken for a thermal + RGB rig; longer is almost surely millimetres given as metres.
 MAX_BASELINE_M = 1.0
@@ -41,10 +44,10 @@ def rotation_from_quaternion(quaternion, where: str = "rotation") -> np.ndarray:
     (within 1 %: a file's rounding is normalised away)."""
     q = np.asarray(quaternion, np.float64).ravel()
     if q.size != 4 or not np.all(np.isfinite(q)):
-        raise ConfigError(f"{where}: expected a quaternion [x, y, z, w] of 4 finite numbers, got {list(q)}")
+        raise ConfigError(f"{where}: expected a quaternion [x, y, z, w] of 4 finite numbers, got {q.tolist()}")
     norm = float(np.linalg.norm(q))
     if abs(norm - 1.0) > 0.01:
-        raise ConfigError(f"{where}: quaternion {list(q)} has length {norm:.4f}; expected a unit quaternion "
+        raise ConfigError(f"{where}: quaternion {q.tolist()} has length {norm:.4f}; expected a unit quaternion "
                           "[x, y, z, w] (the identity is [0, 0, 0, 1])")
     x, y, z, w = q / norm
     return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],

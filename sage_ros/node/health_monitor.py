@@ -42,6 +42,8 @@ class HealthMonitor:
         self.subscriptions, self.intake, self.output_topics = subscriptions, intake, output_topics
         self.alignment_watch, self.model, self.idle_since = alignment_watch, model, idle_since
         self.repeated_frames = repeated_frames
+        #: More key-values for /diagnostics, each a function asked at every publish (the depth input's).
+        self.extra: list[Callable[[], list[tuple[str, str]]]] = []
         self._stale = {camera: False for camera in Camera}
         self._warned_no_data: set[Camera] = set()
         self._publishers_seen: dict[Camera, float] = {}
@@ -143,8 +145,9 @@ class HealthMonitor:
         idle_items, idle = self._idle(params)
         level, message = assess_health(self.stats, stale, silent, self.model, self.starved(), misaligned, idle)
         repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames()))]
+        extra = [item for source in self.extra for item in source()]
         values = self.stats.key_values(self.intake.unpaired,
-                                       alignment_items + self._time_offset() + repeats + idle_items)
+                                       alignment_items + self._time_offset() + repeats + idle_items + extra)
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         # The fully qualified name (namespace included): two instances must not share a status name
