@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sage_core.cameras import Camera
 from sage_ros.stream.frames import Frame, Job
 from sage_ros.stream.stats import RateMeter
 
@@ -73,11 +74,9 @@ class DepthMatcher:
 
     def add_depth(self, frame: Frame, stamp_ns: int, now_ns: int) -> bool:
         """One decoded depth image (uint16 mm or float32 m) with its stamp; whether it was kept."""
-        size, rgb = (frame.array.shape[1], frame.array.shape[0]), self._rgb_size()
-        if rgb is not None and size != tuple(rgb):
-            self._report_bad("depth", "depth_size", f"depth image is {size[0]}x{size[1]} but the rgb images are "
-                             f"{rgb[0]}x{rgb[1]}: expected a depth image registered to the rgb camera (RealSense: "
-                             "aligned_depth_to_color)")
+        rgb = self._rgb_size()
+        if rgb is not None and frame.size != tuple(rgb):
+            self._refuse(frame.size, rgb)
             return False
         with self._lock:
             self.rate.tick(now_ns / 1e9)
@@ -88,6 +87,11 @@ class DepthMatcher:
             ready = self._release(now_ns)
         self._hand_over(ready)
         return True
+
+    def _refuse(self, size: tuple[int, int], rgb: tuple[int, int]) -> None:
+        self._report_bad("depth", "depth_size", f"depth image is {size[0]}x{size[1]} but the rgb images are "
+                         f"{rgb[0]}x{rgb[1]}: expected a depth image registered to the rgb camera (RealSense: "
+                         "aligned_depth_to_color)")
 
     def add_pair(self, job: Job, stamp_ns: int, now_ns: int) -> None:
         """A fused pair to be (``stamp_ns``: its rgb frame's stamp), made at ``now_ns``."""
@@ -131,7 +135,13 @@ class DepthMatcher:
         return ready
 
     def _match(self, item: _Pending) -> Job:
-        """Under the lock: the pair with the depth nearest its rgb stamp within slop, or none."""
+        """Under the lock: the pair with the depth nearest its rgb stamp within slop, or none. A depth kept before
+        the rgb size was known and of another size is refused now (once: it is dropped)."""
+        rgb = item.job.frames.get(Camera.RGB)
+        if rgb is not None:
+            for entry in [entry for entry in self._depths if entry[1].size != rgb.size]:
+                self._depths.remove(entry)
+                self._refuse(entry[1].size, rgb.size)
         best = min(self._depths, key=lambda entry: abs(entry[0] - item.stamp_ns), default=None)
         if best is not None and abs(best[0] - item.stamp_ns) <= self.slop_ns:
             self.with_depth += 1
