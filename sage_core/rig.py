@@ -55,6 +55,23 @@ def rotation_from_quaternion(quaternion, where: str = "rotation") -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
+def quaternion_from_rotation(rotation: np.ndarray) -> list[float]:
+    """The unit quaternion ``[x, y, z, w]`` of a rotation matrix (Shepperd's method: the largest of w, x, y, z
+    first, stable everywhere)."""
+    r = np.asarray(rotation, np.float64)
+    trace = np.trace(r)
+    i = int(np.argmax([trace, r[0, 0], r[1, 1], r[2, 2]]))
+    if i == 0:
+        s = 2 * np.sqrt(1 + trace)
+        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4]
+    else:
+        a, b, c = i - 1, i % 3, (i + 1) % 3
+        s = 2 * np.sqrt(1 + r[a, a] - r[b, b] - r[c, c])
+        q = [0.0] * 4
+        q[a], q[b], q[c], q[3] = s / 4, (r[b, a] + r[a, b]) / s, (r[c, a] + r[a, c]) / s, (r[c, b] - r[b, c]) / s
+    return [float(v) for v in q]
+
+
 @dataclass(frozen=True)
 class RigExtrinsics:
     """The thermal camera's pose in the RGB camera's optical frame: ``X_rgb = rotation @ X_thermal + translation``

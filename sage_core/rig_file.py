@@ -19,13 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from sage_core.camera_info_file import read_camera_info
 from sage_core.errors import ConfigError
 from sage_core.lens import LensModel
-from sage_core.rig import RigExtrinsics, extrinsics_from_stereo
+from sage_core.rig import RigExtrinsics, extrinsics_from_stereo, quaternion_from_rotation
 
 KEYS = ("translation", "rotation", "thermal_camera_info", "rgb_camera_info")
 
@@ -98,20 +97,7 @@ def _numbers_text(values) -> str:
 def rig_yaml(extrinsics: RigExtrinsics, thermal_camera_info: str | None = None,
              rgb_camera_info: str | None = None) -> str:
     """A rig file for ``extrinsics`` (quaternion from the rotation matrix), naming the camera_info files given."""
-    r = extrinsics.rotation
-    # The quaternion of a rotation matrix (Shepperd's method, the largest of w, x, y, z first: stable everywhere).
-    trace = np.trace(r)
-    candidates = [trace, r[0, 0], r[1, 1], r[2, 2]]
-    i = int(np.argmax(candidates))
-    if i == 0:
-        s = 2 * np.sqrt(1 + trace)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4]
-    else:
-        a, b, c = (i - 1, i % 3, (i + 1) % 3)
-        s = 2 * np.sqrt(1 + r[a, a] - r[b, b] - r[c, c])
-        q = [0.0] * 4
-        q[a], q[b], q[c] = s / 4, (r[b, a] + r[a, b]) / s, (r[c, a] + r[a, c]) / s
-        q[3] = (r[c, b] - r[b, c]) / s
+    q = quaternion_from_rotation(extrinsics.rotation)
     lines = ["# thermal optical frame in the rgb optical frame (tf2_echo <rgb optical frame> <thermal optical frame>)",
              f"translation: [{_numbers_text(extrinsics.translation)}]  # metres",
              f"rotation: [{_numbers_text(q)}]  # quaternion x, y, z, w"]
