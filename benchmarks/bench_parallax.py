@@ -38,7 +38,15 @@ import numpy as np
 
 from sage_core.alignment import Aligner, AlignmentConfig
 from sage_core.image_files import write_image_atomic
-from sage_core.parallax_scene import ParallaxScene, Person, Vehicle, depth_image, make_rig
+from sage_core.parallax_scene import (
+    COUNTS_AT_ZERO,
+    COUNTS_PER_DEGREE,
+    ParallaxScene,
+    Person,
+    Vehicle,
+    depth_image,
+    make_rig,
+)
 from sage_core.registration.geometry import REPORT_WIDTH
 from sage_core.rig_alignment import DepthSettings, RigAligner
 from sage_core.visualize import mosaic
@@ -169,23 +177,25 @@ def print_tables(rows: list[dict], costs: list[dict], args: argparse.Namespace) 
 
 
 def picture(path: Path, rendered, depth: np.ndarray, aligner: RigAligner) -> None:
-    """The near scene: the thermal image's hot outline over the rgb image, far homography vs depth."""
+    """A near scene: the registered thermal over the rgb image, the outline of what it says is warmer than 25 C
+    (green) and of the objects the rgb camera sees (cyan), by the far plane's homography and by depth."""
     far, _ = aligner(rendered.thermal, rendered.rgb)
     per_pixel, _ = aligner.align_depth(rendered.thermal, rendered.rgb, depth)
 
     def overlay(thermal: np.ndarray) -> np.ndarray:
-        out = rendered.rgb.copy()
-        hot = (thermal > np.percentile(rendered.thermal, 90)).astype(np.uint8)
-        edges = cv2.morphologyEx(hot, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-        out[edges] = (255, 0, 255)
-        out[thermal == 0] //= 3  # no thermal value: outside its view, or hidden from it
+        degrees = (thermal.astype(np.float32) - COUNTS_AT_ZERO) / COUNTS_PER_DEGREE
+        colour = cv2.applyColorMap(np.clip((degrees + 5) * 6, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        out = cv2.addWeighted(rendered.rgb, 0.5, colour, 0.5, 0)
+        out[thermal == 0] = rendered.rgb[thermal == 0] // 3  # no thermal: outside its view, or hidden from it
+        for mask, bgr in ((rendered.rgb_view.ids >= 2, (255, 255, 0)), (degrees > 25, (0, 255, 0))):
+            out[cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0] = bgr
         return out
 
     depth_view = cv2.applyColorMap(cv2.convertScaleAbs(depth, alpha=255 / 12000), cv2.COLORMAP_TURBO)
     depth_view[depth == 0] = 0
-    write_image_atomic(path, mosaic([("rgb depth (black: holes)", depth_view),
-                                     ("far homography: hot outline", overlay(far)),
-                                     ("per-pixel depth: hot outline", overlay(per_pixel))]))
+    write_image_atomic(path, mosaic([("rgb camera's depth (black: none)", depth_view),
+                                     ("thermal by the far plane's homography", overlay(far)),
+                                     ("thermal by per-pixel depth", overlay(per_pixel))]))
 
 
 def main() -> int:
@@ -198,7 +208,7 @@ def main() -> int:
                         f"depth_fill_holes; default {DepthSettings().fill_holes_px}); 0: holes take the far plane")
     parser.add_argument("--repeats", type=int, default=30, help="timed frames per size (default 30)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pictures", type=Path, help="write the nearest scene's overlay here (a folder)")
+    parser.add_argument("--pictures", type=Path, help="write the overlays of the scenes up to 3 m here (a folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -208,7 +218,7 @@ def main() -> int:
     for distance in args.distances:
         row, near = run_distance(rig, distance, args.wrong_factor, settings, args.seed)
         rows.append(row)
-        if args.pictures and distance == min(args.distances):
+        if args.pictures and distance <= 3:
             args.pictures.mkdir(parents=True, exist_ok=True)
             picture(args.pictures / f"parallax_{distance:g}m.png", *near)
     costs = [cost_at(size, args.baseline, args.repeats) for size in ((640, 480), (1280, 720))]
