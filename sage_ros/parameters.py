@@ -115,7 +115,7 @@ class FusionParams:
         math.inf, "with a rig: metres to the plane, square to the rgb camera's axis, at which thermal is registered "
         "(content nearer or farther is off by f * baseline * |1/Z - 1/distance| px); .inf: the far plane, as a "
         "homography calibrated on far content; with use_depth, the distance of pixels without depth",
-        low=0.1, high=math.inf)
+        low=0.1, high=math.inf, launch=True)
     use_depth: bool = param(
         False, "subscribe to rgb/depth, a depth image registered to the rgb camera (16UC1 millimetres or 32FC1 "
         "metres, as RealSense's aligned_depth_to_color), paired with each rgb frame within slop: every rgb pixel "
