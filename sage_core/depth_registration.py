@@ -121,7 +121,7 @@ class ThermalLookup:
         behind = scale <= 1e-6 if scale.min() <= 1e-6 else None  # a point behind the thermal camera: none
         if behind is not None:
             scale[behind] = 1.0
-        scale = cv2.divide(1.0, scale)
+        np.reciprocal(scale, out=scale)
         map_x = cv2.multiply(cv2.scaleAdd(inverse, float(b0), a0), scale)
         map_y = cv2.multiply(cv2.scaleAdd(inverse, float(b1), a1), scale)
         if behind is not None:
