@@ -56,6 +56,29 @@ def fill_holes(depth_m: np.ndarray, radius_px: int) -> np.ndarray:
     return out
 
 
+#: NumPy 1.25 made ``ufunc.at`` fast: a 640x480 frame's splats take 0.2-1 ms with ``np.maximum.at`` there, 35 ms
+#: before (Ubuntu 22.04's NumPy), where sorting by cell and reducing takes about 3 ms.
+FAST_UFUNC_AT = np.lib.NumpyVersion(np.__version__) >= "1.25.0"
+
+
+def largest_per_cell(cells: np.ndarray, values: np.ndarray, size: int, by_sorting: bool = not FAST_UFUNC_AT
+                     ) -> np.ndarray:
+    """The largest of ``values`` (float32) falling in each of ``size`` cells, 0 where none: ``np.maximum.at``, or
+    with ``by_sorting`` a stable sort by cell (timsort: the cells come nearly in order, the output grid's scan
+    running along the thermal grid's) and ``np.maximum.reduceat``."""
+    out = np.zeros(size, np.float32)
+    if not by_sorting:
+        np.maximum.at(out, cells, values)
+        return out
+    if cells.size == 0:
+        return out
+    order = np.argsort(cells, kind="stable")
+    cells, values = cells[order], values[order]
+    starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+    out[cells[starts]] = np.maximum.reduceat(values, starts)
+    return out
+
+
 @dataclass
 class DepthMaps:
     """Where each output pixel samples the thermal image, and why some do not."""
@@ -142,8 +165,7 @@ class ThermalLookup:
         xs, ys, values = map_x[splat], map_y[splat], thermal_inverse[splat]
         cols, rows = np.rint(xs).astype(np.int32), np.rint(ys).astype(np.int32)
         inside = (cols >= 0) & (cols < tw) & (rows >= 0) & (rows < th)
-        nearest = np.zeros(tw * th, np.float32)
-        np.maximum.at(nearest, (rows * tw + cols)[inside], values[inside])
+        nearest = largest_per_cell((rows * tw + cols)[inside], values[inside], tw * th)
         # A sample reads the thermal pixels within one of its nearest: a max filter, wider where the thermal
         # grid is finer than the samples splatted into it (no gaps between the splats of one surface).
         size = 2 * self._reach + 1

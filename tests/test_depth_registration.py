@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sage_core.alignment import AlignmentConfig
-from sage_core.depth_registration import ThermalLookup, depth_in_metres
+from sage_core.depth_registration import ThermalLookup, depth_in_metres, largest_per_cell
 from sage_core.errors import ConfigError, FusionInputError
 from sage_core.parallax_scene import COUNTS_AT_ZERO, COUNTS_PER_DEGREE, ParallaxScene, Person, depth_image, make_rig
 from sage_core.rig_alignment import RigAligner
@@ -151,3 +151,15 @@ def test_depth_images_are_checked():
         aligner.plan((160, 128), RGB_SIZE)
     with pytest.raises(ConfigError, match="a homography and a rig"):
         RigAligner(AlignmentConfig(homography=np.eye(3).ravel().tolist()), rig)
+
+
+def test_the_z_buffer_is_the_same_by_ufunc_at_and_by_sorting():
+    """The z-buffer's two ways (np.maximum.at where NumPy >= 1.25 makes it fast, sort and reduce before)."""
+    rng = np.random.default_rng(5)
+    cells = np.sort(rng.integers(0, 500, 4000)).astype(np.int32)
+    cells[::7] = rng.integers(0, 500, cells[::7].size)  # nearly in order, as the scan gives them
+    values = rng.random(cells.size).astype(np.float32)
+    by_at = largest_per_cell(cells, values, 600, by_sorting=False)
+    assert np.array_equal(by_at, largest_per_cell(cells, values, 600, by_sorting=True))
+    assert by_at[500:].max() == 0 and by_at[cells[0]] == values[cells == cells[0]].max()
+    assert not largest_per_cell(cells[:0], values[:0], 10, by_sorting=True).any()
