@@ -23,12 +23,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sage_core", "sage_core.*", "sage_ros", "sage_ros.*"]),
-    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros.harness": ["*.xml"]},
+    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # The Fast DDS profile for large images (sage_ros/dds_profile.py): where ROS users look for it too.
+        (f"share/{PACKAGE}/config", [*glob("config/*.yaml"), f"{PACKAGE}/fastdds_loopback.xml"]),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
     # Ranges, not pins: a robot brings its own PyTorch (JetPack's CUDA wheel), NumPy and OpenCV (Ubuntu's apt),

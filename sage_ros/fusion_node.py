@@ -37,6 +37,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
@@ -45,10 +46,12 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
+from sage_ros.dds_profile import FASTDDS_PROFILE
 from sage_ros.node.demand import Demand
 from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
+from sage_ros.node.lifetime import StopRequest, spin_until_stopped
 from sage_ros.node.ros_parameters import declare_parameters, read_parameters
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values, render_yaml
 from sage_ros.stream.alignment_watch import AlignmentWatch
@@ -161,7 +164,7 @@ class FusionNode(Node):
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
                                   self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
-                                    self.inputs.subscriptions, self.intake, self.outputs.topic_names,
+                                    self.inputs.subscriptions, self.intake, self.outputs,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
                                     lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats)
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
@@ -299,34 +302,45 @@ class FusionNode(Node):
         super().destroy_node()
 
 
-def wants_help(args: list[str]) -> bool:
-    """``-h``/``--help`` among the program's own arguments (those before ``--ros-args``)."""
-    own = args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
-    return any(arg in ("-h", "--help") for arg in own)
+def own_arguments(args: list[str]) -> list[str]:
+    """The program's own arguments: those before ``--ros-args``."""
+    return args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
 
 
 def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None, usage: str = __doc__) -> int:
-    """Start ``node_class`` and spin it until shutdown; a bad parameter at start is one line and exit 2.
-    ``--help`` prints ``usage`` and the parameters with their defaults, and starts nothing."""
+    """Start ``node_class`` and spin it until SIGINT or SIGTERM, then stop it in order (``node/lifetime.py``).
+
+    A bad parameter at start is one line and exit 2. ``--help`` prints ``usage`` and the parameters with their
+    defaults, ``--dds-profile`` the Fast DDS profile's path (``dds_profile.py``); neither starts anything."""
     args = argv if argv is not None else sys.argv
-    if wants_help(args):
+    if any(arg in ("-h", "--help") for arg in own_arguments(args)):
         print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
         return 0
-    rclpy.init(args=args)
+    if "--dds-profile" in own_arguments(args):
+        print(FASTDDS_PROFILE)
+        return 0
+    request = StopRequest()
+    request.install()
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ours: lifetime.py
         node = node_class()
     except ConfigError as exc:
         print(f"{program}: error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # stopped while starting; the node cleaned up after itself
+        rclpy.try_shutdown()
+        return 0
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(node, rclpy.get_default_context(), request)
+    except ExternalShutdownException:
         pass
     finally:
-        node.cleanup()
+        node.cleanup()  # inputs off, the frame in hand published or dropped, while the context is still valid
         node.destroy_node()
         rclpy.try_shutdown()
+    if request.signal_name:
+        print(f"{program}: stopped on {request.signal_name}", file=sys.stderr)
     return 0
 
 

@@ -18,8 +18,12 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from sage_core.synthetic import SyntheticScene
+from sage_ros.harness.probe import NodeSource
 from sage_ros.managed_fusion_node import ManagedFusionNode
 from tests.ros_harness import make_image, wait_for
+
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 
 FRAME = SyntheticScene(160, 128, seed=3).frame(0.5)
 
@@ -35,7 +39,8 @@ class ManagedLoopback:
         self.node = ManagedFusionNode(context=self.context, namespace="/managed", parameter_overrides=overrides)
         self.probe = rclpy.create_node("lifecycle_probe", namespace="/managed", context=self.context)
         self.fused: list[Image] = []
-        self.probe.create_subscription(Image, "fused/image", self.fused.append, 50)
+        source = NodeSource(self.probe, "sage_fusion", "/managed")  # this test's node only
+        self.probe.create_subscription(Image, "fused/image", source.only("fused/image", self.fused.append), 50)
         self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
         self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
         self.change = self.probe.create_client(ChangeState, "sage_fusion/change_state")
