@@ -56,9 +56,9 @@ def _source_files(objects: tuple[object, ...]) -> list[str]:
             continue
         for cls in inspect.getmro(obj) if inspect.isclass(obj) else (obj,):
             modules.append(sys.modules.get(getattr(cls, "__module__", "") or ""))
-    # Our code only: torch's classes (nn.Module) are covered by torch's version in the key.
-    return sorted({m.__file__ for m in modules
-                   if getattr(m, "__file__", None) and m.__name__.split(".")[0] in ("sage_core", "sage_ros")})
+    # The model's own code: torch's classes (nn.Module) are covered by torch's version in the key.
+    return sorted({m.__file__ for m in modules if getattr(m, "__file__", None)
+                   and m.__name__.split(".")[0] not in ("torch", "builtins", "abc", "typing")})
 
 
 def code_digest(*objects: object) -> str:
