@@ -261,3 +261,14 @@ def test_fuser_warms_up_at_the_shape_its_backend_is_tuned_for(model):
 
     Fuser(TensorRTBackend(engine, CPU, False, PROFILE, "test")).warmup()
     assert seen == [(64, 80)]
+
+
+def test_with_named_dims_an_older_torch_gets_runtime_assertions_instead_of_a_constraint_violation(model, monkeypatch):
+    """Without bounded Dim.DYNAMIC a named Dim is used; AffineFuse's ceil-mode pooling guard then needs deferred
+    runtime assertions (here on torch 2.14; older torch untested)."""
+    monkeypatch.setattr(tensorrt_trace, "_axis", lambda name, low, high: torch.export.Dim(name, min=low, max=high))
+    program, _ = tensorrt_trace.trace(prepare_for_inference(model), PROFILE)
+    assert any("_assert_scalar" in str(n.target) for n in program.graph.nodes)
+    eager = prepare_for_inference(model)
+    y, ir = torch.rand(1, 1, 37, 51), torch.rand(1, 1, 37, 51)
+    assert torch.allclose(program.module()(y, ir), eager(y, ir), atol=1e-6)

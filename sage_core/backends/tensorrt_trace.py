@@ -46,8 +46,17 @@ CONVOLUTIONS = ("aten.conv2d.default", "aten.convolution.default", "aten._convol
 def _axis(name: str, low: int, high: int):
     try:
         return Dim.DYNAMIC(min=low, max=high)
-    except (AttributeError, TypeError):  # a torch without bounded Dim.DYNAMIC (before 2.7): a named Dim
+    except (AttributeError, TypeError):  # an older torch without bounded Dim.DYNAMIC (untested): a named Dim
         return Dim(name, min=low, max=high)
+
+
+def _export_options(spec: tuple[dict, dict] | None) -> dict:
+    """With named Dims (older torch), the guard they cannot prove becomes a runtime assertion, where torch.export
+    can (``prefer_deferred_runtime_asserts_over_guards``); nothing to add with Dim.DYNAMIC or a fixed shape."""
+    named = spec is not None and not type(spec[0][2]).__name__.startswith("_DimHint")
+    if named and "prefer_deferred_runtime_asserts_over_guards" in inspect.signature(torch.export.export).parameters:
+        return {"prefer_deferred_runtime_asserts_over_guards": True}
+    return {}
 
 
 def dynamic_shapes(profile: ShapeProfile) -> tuple[dict, dict] | None:
@@ -73,8 +82,9 @@ def trace(module: nn.Module, profile: ShapeProfile, dtype: torch.dtype = torch.f
     """The ExportedProgram torch-tensorrt compiles, checked, and its example inputs. ``module`` is the inference
     module (forward(y, ir)), already on ``device`` in ``dtype``."""
     examples = example_inputs(profile, dtype, device)
+    spec = dynamic_shapes(profile)
     try:
-        program = torch.export.export(module, examples, dynamic_shapes=dynamic_shapes(profile), strict=False)
+        program = torch.export.export(module, examples, dynamic_shapes=spec, strict=False, **_export_options(spec))
     except Exception as exc:  # noqa: BLE001 - torch.export raises many types; the first line says what failed
         raise BackendError(f"torch.export cannot trace the model over {profile.describe()}: "
                            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
