@@ -40,6 +40,7 @@ def test_it_fails_a_build_that_passes_one_tensor_as_both_inputs(monkeypatch, cap
     table = rows(out)
     assert all("FAILED: above 1e-05" in line for line in table.values()) and "FAILED:" in out.splitlines()[-1]
     assert float(table["opt"].split()[2]) > 0.01  # far off, not rounding
+    assert "with ONE TENSOR as both y and ir" in out
 
 
 def test_it_fails_an_engine_that_takes_one_size_only(monkeypatch, capsys):
@@ -50,9 +51,11 @@ def test_it_fails_an_engine_that_takes_one_size_only(monkeypatch, capsys):
 
     monkeypatch.setattr(tensorrt_trace, "check_program", lambda program, profile, dtype: None)  # unchecked build
     assert training_main("export", ["--rehearse", "tensorrt"]) == 1
-    table = rows(capsys.readouterr().out)
-    assert table["opt"].endswith("ok")
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert table["opt"].endswith("ok") and "height and width fixed at 640x512" in out
     assert "FAILED: " in table["min"] and "FAILED: " in table["max"] and "-" in table["max"].split()[2]
+    assert out.splitlines()[-1] == "FAILED: min, max refused"
 
 
 def test_export_without_rehearse_still_needs_format_and_out(capsys):

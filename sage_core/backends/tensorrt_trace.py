@@ -98,6 +98,11 @@ def _placeholder_shapes(program: torch.export.ExportedProgram) -> dict[str, tupl
             if node.op == "placeholder" and node.name in user}
 
 
+def traced_size(program: torch.export.ExportedProgram) -> tuple:
+    """The traced (height, width) of ``y``: SymInts when dynamic, ints when fixed."""
+    return _placeholder_shapes(program)[INPUT_NAMES[0]][2:]
+
+
 def check_program(program: torch.export.ExportedProgram, profile: ShapeProfile, dtype: torch.dtype) -> None:
     """BackendError unless the program takes (y, ir) of one symbolic height and width covering the whole
     profile (or its fixed shape), and every convolution computes in ``dtype``."""
