@@ -36,6 +36,10 @@ def test_it_fails_a_build_that_passes_one_tensor_as_both_inputs(monkeypatch, cap
 
     monkeypatch.setattr(tensorrt_trace, "example_inputs", one_tensor_twice)
     assert training_main("export", ["--rehearse", "tensorrt"]) == 1
+    assert "FAILED: the traced graph never reads the pixels of 'y', only its size" in capsys.readouterr().out
+
+    monkeypatch.setattr(tensorrt_trace, "check_program", lambda program, profile, dtype: None)  # unchecked build
+    assert training_main("export", ["--rehearse", "tensorrt"]) == 1
     out = capsys.readouterr().out
     table = rows(out)
     assert all("FAILED: above 1e-05" in line for line in table.values()) and "FAILED:" in out.splitlines()[-1]

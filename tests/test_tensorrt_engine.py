@@ -97,6 +97,13 @@ def test_height_and_width_are_dynamic_over_the_profile_with_one_spec_for_both_in
     assert bounds == {(32, 96), (32, 128)}
 
 
+def test_the_trace_refuses_one_tensor_passed_as_both_inputs(model, monkeypatch):
+    x = torch.rand(1, 1, 64, 80)
+    monkeypatch.setattr(tensorrt_trace, "example_inputs", lambda profile, dtype, device, seed=0: (x, x))
+    with pytest.raises(BackendError, match="never reads the pixels of 'y'"):
+        tensorrt_trace.trace(prepare_for_inference(model), PROFILE)
+
+
 def test_the_trace_refuses_a_graph_specialised_to_one_size(model, monkeypatch):
     monkeypatch.setattr(tensorrt_trace, "dynamic_shapes", lambda profile: None)  # the old static build
     with pytest.raises(BackendError, match="specialised the height to 64"):

@@ -104,10 +104,15 @@ def traced_size(program: torch.export.ExportedProgram) -> tuple:
 
 
 def check_program(program: torch.export.ExportedProgram, profile: ShapeProfile, dtype: torch.dtype) -> None:
-    """BackendError unless the program takes (y, ir) of one symbolic height and width covering the whole
-    profile (or its fixed shape), and every convolution computes in ``dtype``."""
+    """BackendError unless the program reads the pixels of both y and ir, of one symbolic height and width
+    covering the whole profile (or its fixed shape), and every convolution computes in ``dtype``."""
     if tuple(program.graph_signature.user_inputs) != INPUT_NAMES:
         raise BackendError(f"traced inputs {program.graph_signature.user_inputs}; expected {INPUT_NAMES}")
+    for node in program.graph.nodes:  # one tensor traced as both inputs leaves one of them read for its size only
+        if node.op == "placeholder" and node.name in INPUT_NAMES and all(
+                "sym_size" in str(user.target) for user in node.users):
+            raise BackendError(f"the traced graph never reads the pixels of {node.name!r}, only its size: were the "
+                               "example inputs one tensor passed twice?")
     shapes = _placeholder_shapes(program)
     y, ir = (shapes[name][2:] for name in INPUT_NAMES)
     if [str(d) for d in y] != [str(d) for d in ir]:
