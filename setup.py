@@ -64,7 +64,8 @@ setup(
         "train": ["segment-anything>=1.0", "torchvision>=0.18", "tensorboard>=2.14", "matplotlib>=3.5"],
         # Exported models: ONNX (export and checks) and ONNX Runtime (a CPU/CUDA inference backend).
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
-        # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
+        # TensorRT through PyPI's torch-tensorrt: x86_64 PCs whose torch it matches. Never on a Jetson: it pins its
+        # own torch and TensorRT and would replace JetPack's (README, "Jetson": NVIDIA's builds, or ONNX Runtime).
         "tensorrt": ["torch-tensorrt"],
         # Tests: the launch tests run the real launch system (../shared/vendor/ros2_launch, put on the path by
         # the tests), which needs osrf-pycommon beside it (and lark, which rosidl brings as lark-parser).

@@ -17,7 +17,8 @@ or fused (``lazy``, ``node/demand.py``). Parameters: ``parameters.py``; watchdog
 ``node/health_monitor.py``.
 
 The node's life has the stages of a managed node, run back to back here: :meth:`configure` (read
-and validate parameters, create publishers), :meth:`activate` (load the model, warm up, subscribe),
+and validate parameters, create publishers, load the model: build or load its engine, warm up),
+:meth:`activate` (subscribe, start the worker),
 :meth:`deactivate` (unsubscribe, keep the model), :meth:`cleanup` (free the model). The managed
 variant (``managed_fusion_node.py``) runs them on lifecycle transitions instead.
 
@@ -114,7 +115,8 @@ class FusionNode(Node):
     # ----- stages -------------------------------------------------------------------------------
 
     def configure(self) -> None:
-        """Read and validate the parameters and create the publishers; ParameterError says what is wrong."""
+        """Read and validate the parameters, create the publishers and load the model (the slow part: an engine
+        build); ParameterError says what is wrong."""
         p = read_parameters(self)
         self.params = p
         if p.engine_file_path:
@@ -124,6 +126,7 @@ class FusionNode(Node):
         self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
         self.outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self.load_model()
 
     def load_model(self) -> None:
         """Build the model and its backend (once: a deactivated node keeps it) and warm it up."""
@@ -137,11 +140,14 @@ class FusionNode(Node):
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
             self.get_logger().info(f"model: {decision}")
+        if self.fuser.fallback:
+            self.get_logger().warning(f"model: backend auto fell back to {self.fuser.backend.name}: "
+                                      f"{self.fuser.fallback}")
         if p.warmup:
             self.fuser.warmup()
 
     def activate(self) -> None:
-        """Load the model if needed, then subscribe and start the worker, the alignment watch and the timers."""
+        """Subscribe and start the worker, the alignment watch and the timers (the model is loaded at configure)."""
         self.load_model()
         p = self.params
         # From the parameter, as the new alignment watch starts: auto_align's updates do not outlive an activation.
@@ -166,7 +172,8 @@ class FusionNode(Node):
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
                                     self.inputs.subscriptions, self.intake, self.outputs,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
-                                    lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats)
+                                    lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats,
+                                    backend_fallback=self.fuser.fallback)
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),

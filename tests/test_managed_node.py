@@ -109,13 +109,14 @@ def test_the_transitions_load_subscribe_pause_and_free_as_the_lifecycle_says(man
 
     assert managed.transition(Transition.TRANSITION_CONFIGURE)
     assert managed.state() == State.PRIMARY_STATE_INACTIVE
-    assert managed.node.params is not None and managed.node.pipeline is None  # the model loads on activate
+    model = managed.node.pipeline
+    assert managed.node.params is not None and model is not None  # the model (an engine build) loads at configure
     assert not managed.node_subscribes()
 
     assert managed.transition(Transition.TRANSITION_ACTIVATE)
     assert managed.state() == State.PRIMARY_STATE_ACTIVE
-    model = managed.node.pipeline
-    assert model is not None and managed.wait_for(managed.node_subscribes)
+    assert managed.node.pipeline is model  # activate only subscribes and starts the worker
+    assert managed.wait_for(managed.node_subscribes)
     assert managed.wait_for(lambda: managed.node.outputs.wanted())
     assert managed.send_until_fused(3)
     assert (managed.fused[-1].height, managed.fused[-1].width) == (128, 160)
@@ -167,9 +168,11 @@ def test_configure_refuses_bad_parameters_and_stays_unconfigured_until_they_are_
 
 
 @pytest.mark.parametrize("managed", [{"model_file_path": "/nonexistent/model.pt"}], indirect=True)
-def test_a_model_that_does_not_load_fails_activate_and_the_node_stays_inactive(managed):
+def test_a_model_that_does_not_load_fails_configure_and_the_node_stays_unconfigured(managed):
+    assert not managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert managed.node.pipeline is None and managed.node.outputs is None and not managed.node_subscribes()
+    assert managed.node.set_parameters([Parameter("model_file_path", value="")])[0].successful  # the default
     assert managed.transition(Transition.TRANSITION_CONFIGURE)
-    assert not managed.transition(Transition.TRANSITION_ACTIVATE)
-    assert managed.state() == State.PRIMARY_STATE_INACTIVE
-    assert not managed.node_subscribes()
-    assert managed.transition(Transition.TRANSITION_CLEANUP)
+    assert managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.wait_for(managed.node_subscribes)

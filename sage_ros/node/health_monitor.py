@@ -32,17 +32,20 @@ class HealthMonitor:
     outputs (``topic_names``, ``subscriber_counts()``); ``model``: what fuses, for the OK message;
     ``idle_since()``: since when nobody subscribes to a fused output (monotonic s), or None;
     ``repeated_frames()``: thermal frames that repeated the previous one (a camera's flat-field
-    freeze), as the thermal normaliser counts them.
+    freeze), as the thermal normaliser counts them; ``backend_fallback``: why ``backend: auto`` did
+    not use a faster backend although it was available (its build or load failed).
     """
 
     def __init__(self, node, publisher, params: Callable[[], FusionParams], stats: FusionStats,
                  is_stale: Staleness, subscriptions: dict[Camera, object], intake: FrameIntake,
                  outputs, alignment_watch: AlignmentWatch, model: str,
-                 idle_since: Callable[[], float | None], repeated_frames: Callable[[], int]) -> None:
+                 idle_since: Callable[[], float | None], repeated_frames: Callable[[], int],
+                 backend_fallback: str = "") -> None:
         self.node, self.publisher, self.params, self.stats, self.is_stale = node, publisher, params, stats, is_stale
         self.subscriptions, self.intake, self.outputs = subscriptions, intake, outputs
         self.alignment_watch, self.model, self.idle_since = alignment_watch, model, idle_since
         self.repeated_frames = repeated_frames
+        self.backend_fallback = backend_fallback
         self._stale = {camera: False for camera in Camera}
         self._warned_no_data: set[Camera] = set()
         self._publishers_seen: dict[Camera, float] = {}
@@ -151,7 +154,8 @@ class HealthMonitor:
         alignment_items, misaligned = self._alignment(params)
         idle_items, idle = self._idle(params)
         level, message = assess_health(self.stats, stale, silent, self.model, self.starved(), misaligned, idle)
-        repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames()))]
+        repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames())),
+                   ("backend fallback", self.backend_fallback)]
         values = self.stats.key_values(self.intake.unpaired,
                                        alignment_items + self._time_offset() + repeats + idle_items
                                        + self._connections())
