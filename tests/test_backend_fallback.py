@@ -74,6 +74,7 @@ def test_an_explicit_backend_does_not_fall_back(monkeypatch, tmp_path):
         load_backend(InferenceOptions(device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path))
 
 
+@pytest.mark.dds
 def test_the_node_puts_the_fallback_in_diagnostics(monkeypatch, tmp_path):
     pytest.importorskip("rclpy", reason="rclpy not installed")
     from tests.ros_harness import Loopback
