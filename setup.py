@@ -23,12 +23,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sage_core", "sage_core.*", "sage_ros", "sage_ros.*"]),
-    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros.harness": ["*.xml"]},
+    package_data={"sage_core": ["weights/*.pt", "weights/*.md"], "sage_ros": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # The Fast DDS profile for large images (sage_ros/dds_profile.py): where ROS users look for it too.
+        (f"share/{PACKAGE}/config", [*glob("config/*.yaml"), f"{PACKAGE}/fastdds_loopback.xml"]),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
     # Ranges, not pins: a robot brings its own PyTorch (JetPack's CUDA wheel), NumPy and OpenCV (Ubuntu's apt),
@@ -63,7 +64,8 @@ setup(
         "train": ["segment-anything>=1.0", "torchvision>=0.18", "tensorboard>=2.14", "matplotlib>=3.5"],
         # Exported models: ONNX (export and checks) and ONNX Runtime (a CPU/CUDA inference backend).
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
-        # TensorRT through torch-tensorrt: on a CUDA machine whose TensorRT matches (Jetson: NVIDIA's wheels).
+        # TensorRT through PyPI's torch-tensorrt: x86_64 PCs whose torch it matches. Never on a Jetson: it pins its
+        # own torch and TensorRT and would replace JetPack's (README, "Jetson": NVIDIA's builds, or ONNX Runtime).
         "tensorrt": ["torch-tensorrt"],
         # Tests: the launch tests run the real launch system (../shared/vendor/ros2_launch, put on the path by
         # the tests), which needs osrf-pycommon beside it (and lark, which rosidl brings as lark-parser).

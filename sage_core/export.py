@@ -20,13 +20,12 @@ import torch
 from sage_core.atomic import publish
 from sage_core.backends import FORMATS, OnnxRuntimeBackend, TorchBackend
 from sage_core.backends.export_format import library_versions, sidecar_path, write_sidecar
-from sage_core.backends.onnx_runtime import ONNX_OPSET
 from sage_core.checkpoint import file_sha256, load_model
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.errors import ConfigError
 from sage_core.fuser import Fuser
 from sage_core.image_files import dataset_pairs, read_pair
-from sage_core.options import DEFAULT_ENGINE_SHAPE, InferenceOptions, resolve_device
+from sage_core.options import InferenceOptions, resolve_device
 from sage_core.synthetic import SyntheticScene
 
 PRECISIONS = ("fp32", "fp16")
@@ -94,20 +93,16 @@ def export_model(model_file_path: str | os.PathLike, fmt: str, out: str | os.Pat
     backend = FORMATS[fmt]
     model, info = load_model(source)
     torch_device = resolve_device(device)
-    if fmt == "tensorrt":
-        shape = shape or DEFAULT_ENGINE_SHAPE
     pair = validation_pair(shape, check_pair)  # before the export: a bad folder fails fast
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=backend.file_suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)
     try:
-        backend.export(model, tmp, precision, shape, torch_device)
+        extra = backend.export(model, tmp, precision, shape, torch_device)
         meta = {"format": fmt, "precision": precision, "shape": list(shape) if shape else "dynamic",
                 "source": str(source), "source_sha256": file_sha256(source), "arch": info.arch,
                 "config": info.config, "library_versions": library_versions(),
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        if fmt == "onnx":
-            meta["opset"] = ONNX_OPSET
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
         write_sidecar(tmp, meta)
         meta["validation"] = _validate(tmp, model, fmt, pair, torch_device)
         write_sidecar(tmp, meta)

@@ -90,7 +90,7 @@ class Fuser(LuminanceFuser):
     """
 
     def __init__(self, model: FusionModel | Backend, device: str | torch.device = "auto",
-                 info: CheckpointInfo | None = None, decisions: list[str] | None = None) -> None:
+                 info: CheckpointInfo | None = None, decisions: list[str] | None = None, fallback: str = "") -> None:
         if isinstance(model, Backend):
             self.backend = model
         else:
@@ -98,6 +98,8 @@ class Fuser(LuminanceFuser):
         self.device = self.backend.device
         self.info = info
         self.decisions = decisions or []
+        #: Why faster backends were not used although available (``auto``: their build or load failed); '' if none.
+        self.fallback = fallback
         self._arch = info.arch if info else getattr(model, "arch", self.backend.name)
         self.colour_on_device = self.backend.tensors and self.device.type == "cuda"
 
@@ -105,7 +107,7 @@ class Fuser(LuminanceFuser):
     def from_options(cls, options: InferenceOptions) -> Fuser:
         """Load the model file ``options`` names (or the shipped default) on the backend they choose."""
         loaded = load_backend(options)
-        return cls(loaded.backend, info=loaded.info, decisions=loaded.decisions)
+        return cls(loaded.backend, info=loaded.info, decisions=loaded.decisions, fallback=loaded.fallback)
 
     @classmethod
     def from_weights(cls, model_file_path: str | os.PathLike | None = None, **options) -> Fuser:
@@ -156,7 +158,9 @@ class Fuser(LuminanceFuser):
         return (ir_to_gray_torch(torch.from_numpy(np.ascontiguousarray(ir)).to(self.device)),
                 vis_to_luma_chroma_torch(torch.from_numpy(np.ascontiguousarray(vis)).to(self.device)))
 
-    def warmup(self, height: int = 256, width: int = 320) -> None:
-        """Run one dummy frame so the first real frame does not pay for lazy initialisation."""
-        zeros = np.zeros((height, width), np.float32)
+    def warmup(self, height: int | None = None, width: int | None = None) -> None:
+        """Run one dummy frame so the first real frame does not pay for lazy initialisation; by default at the
+        backend's :attr:`~sage_core.backends.Backend.warmup_shape` (a compiled engine's tuned shape)."""
+        default_height, default_width = self.backend.warmup_shape
+        zeros = np.zeros((height or default_height, width or default_width), np.float32)
         self.fuse_luminance(zeros, zeros)

@@ -24,7 +24,8 @@ __all__ = ["DEFAULT_ENGINE_SHAPE", "DEFAULT_WEIGHTS", "DEVICES", "InferenceOptio
 
 #: Where the shipped default model lives (our checkpoint format); used when no model file is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
-#: TensorRT engines are built for one input shape (height, width); 640x512 is the common thermal size.
+#: The frame size (height, width) compiled engines are tuned at (their profile's ``opt``; they take 32x32 to
+#: 1920x1200, see backends/engine_profile.py); 640x512 is the common thermal size.
 DEFAULT_ENGINE_SHAPE = (512, 640)
 
 
@@ -38,7 +39,7 @@ class InferenceOptions:
     engine_cache_dir: str | os.PathLike | None = None  # None: ~/.cache/sage_ros/engines
     force_engine_update: bool = False  # rebuild cached engines (TensorRT, ONNX) even when valid
     enable_fp16: bool = False  # half precision on a GPU
-    engine_shape: tuple[int, int] = DEFAULT_ENGINE_SHAPE  # TensorRT build shape (height, width)
+    engine_shape: tuple[int, int] = DEFAULT_ENGINE_SHAPE  # the size engines are tuned at (height, width)
     inference_threads: int = 0  # CPU threads of the backend; 0: auto (see resolve_threads)
 
     @property

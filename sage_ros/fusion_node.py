@@ -18,7 +18,8 @@ or fused (``lazy``, ``node/demand.py``). Parameters: ``parameters.py``; watchdog
 ``node/health_monitor.py``.
 
 The node's life has the stages of a managed node, run back to back here: :meth:`configure` (read
-and validate parameters, create publishers), :meth:`activate` (load the model, warm up, subscribe),
+and validate parameters, create publishers, load the model: build or load its engine, warm up),
+:meth:`activate` (subscribe, start the worker),
 :meth:`deactivate` (unsubscribe, keep the model), :meth:`cleanup` (free the model). The managed
 variant (``managed_fusion_node.py``) runs them on lifecycle transitions instead.
 
@@ -38,6 +39,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
@@ -46,11 +48,13 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
+from sage_ros.dds_profile import FASTDDS_PROFILE
 from sage_ros.node.demand import Demand
 from sage_ros.node.depth_input import DepthInput
 from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
+from sage_ros.node.lifetime import StopRequest, spin_until_stopped
 from sage_ros.node.ros_parameters import declare_parameters, read_parameters
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values, render_yaml
 from sage_ros.stream.alignment_watch import AlignmentWatch
@@ -116,7 +120,8 @@ class FusionNode(Node):
     # ----- stages -------------------------------------------------------------------------------
 
     def configure(self) -> None:
-        """Read and validate the parameters and create the publishers; ParameterError says what is wrong."""
+        """Read and validate the parameters, create the publishers and load the model (the slow part: an engine
+        build); ParameterError says what is wrong."""
         p = read_parameters(self)
         self.rig = RigRegistration.from_params(p)  # reads the rig file: a ParameterError says what is wrong
         self.params = p
@@ -127,6 +132,7 @@ class FusionNode(Node):
         self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
         self.outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self.load_model()
 
     def load_model(self) -> None:
         """Build the model and its backend (once: a deactivated node keeps it) and warm it up."""
@@ -140,11 +146,14 @@ class FusionNode(Node):
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
             self.get_logger().info(f"model: {decision}")
+        if self.fuser.fallback:
+            self.get_logger().warning(f"model: backend auto fell back to {self.fuser.backend.name}: "
+                                      f"{self.fuser.fallback}")
         if p.warmup:
             self.fuser.warmup()
 
     def activate(self) -> None:
-        """Load the model if needed, then subscribe and start the worker, the alignment watch and the timers."""
+        """Subscribe and start the worker, the alignment watch and the timers (the model is loaded at configure)."""
         self.load_model()
         p = self.params
         # From the parameter, as the new alignment watch starts: auto_align's updates do not outlive an activation.
@@ -172,9 +181,10 @@ class FusionNode(Node):
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
                                   self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
-                                    self.inputs.subscriptions, self.intake, self.outputs.topic_names,
+                                    self.inputs.subscriptions, self.intake, self.outputs,
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
-                                    lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats)
+                                    lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats,
+                                    backend_fallback=self.fuser.fallback)
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),
@@ -331,34 +341,45 @@ class FusionNode(Node):
         super().destroy_node()
 
 
-def wants_help(args: list[str]) -> bool:
-    """``-h``/``--help`` among the program's own arguments (those before ``--ros-args``)."""
-    own = args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
-    return any(arg in ("-h", "--help") for arg in own)
+def own_arguments(args: list[str]) -> list[str]:
+    """The program's own arguments: those before ``--ros-args``."""
+    return args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
 
 
 def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None, usage: str = __doc__) -> int:
-    """Start ``node_class`` and spin it until shutdown; a bad parameter at start is one line and exit 2.
-    ``--help`` prints ``usage`` and the parameters with their defaults, and starts nothing."""
+    """Start ``node_class`` and spin it until SIGINT or SIGTERM, then stop it in order (``node/lifetime.py``).
+
+    A bad parameter at start is one line and exit 2. ``--help`` prints ``usage`` and the parameters with their
+    defaults, ``--dds-profile`` the Fast DDS profile's path (``dds_profile.py``); neither starts anything."""
     args = argv if argv is not None else sys.argv
-    if wants_help(args):
+    if any(arg in ("-h", "--help") for arg in own_arguments(args)):
         print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
         return 0
-    rclpy.init(args=args)
+    if "--dds-profile" in own_arguments(args):
+        print(FASTDDS_PROFILE)
+        return 0
+    request = StopRequest()
+    request.install()
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ours: lifetime.py
         node = node_class()
     except ConfigError as exc:
         print(f"{program}: error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # stopped while starting; the node cleaned up after itself
+        rclpy.try_shutdown()
+        return 0
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(node, rclpy.get_default_context(), request)
+    except ExternalShutdownException:
         pass
     finally:
-        node.cleanup()
+        node.cleanup()  # inputs off, the frame in hand published or dropped, while the context is still valid
         node.destroy_node()
         rclpy.try_shutdown()
+    if request.signal_name:
+        print(f"{program}: stopped on {request.signal_name}", file=sys.stderr)
     return 0
 
 

@@ -5,17 +5,18 @@ standard lifecycle transitions instead of at start:
 
 ==============  ===========================================================================
 configure       read and validate the parameters, create the publishers (lifecycle publishers
-                for the fused outputs: they publish only while active)
-activate        load the model (once), warm it up, subscribe, start the worker and diagnostics
+                for the fused outputs: they publish only while active), load the model (build or
+                load its engine: the slow part) and warm it up
+activate        subscribe, start the worker and diagnostics
 deactivate      unsubscribe, stop the worker and diagnostics; the model stays loaded
 cleanup         free the model, destroy the publishers (back to unconfigured)
 shutdown        cleanup from any state
 ==============  ===========================================================================
 
 Parameters marked read-only can be changed while the node is unconfigured (they are read at
-configure) and are refused while it is configured. A failing transition (a bad parameter at configure,
-a model that does not load at activate) logs the reason and returns FAILURE, which leaves the node in
-its previous state.
+configure) and are refused while it is configured. A failing transition (a bad parameter or a model
+that does not load at configure) logs the reason and returns FAILURE, which leaves the node in its
+previous state.
 
     ros2 run sage_ros managed_fusion_node
     ros2 lifecycle set /sage_fusion configure && ros2 lifecycle set /sage_fusion activate

@@ -1,7 +1,12 @@
-"""Test harness: keeps DDS on loopback with a domain of its own, and locates ../shared.
+"""Test harness: every test's processes end with it, DDS stays on loopback in a domain per test, ../shared.
 
-The ROS variables are set here, at import, before any test can start rclpy, so
-that no test run ever multicasts discovery on an external interface.
+- Processes: the run adopts orphaned descendants, and after each test any process it started that is
+  still running fails that test, named, and is killed (``tests/process_guard.py``).
+- DDS: loopback-only discovery and the large-frame profile for the whole run; a test marked ``dds``
+  (it starts rclpy, a node process or a launch) gets a domain claimed for it alone
+  (``sage_ros.harness.dds.claim_domain``): no other test of this run, and no other run on this machine
+  while it holds it, uses that domain. Any other test has ``ROS_DOMAIN_ID`` set to a value rclpy
+  refuses, so a test that starts DDS without the mark fails at once instead of sharing a domain.
 """
 
 from __future__ import annotations
@@ -12,12 +17,65 @@ from pathlib import Path
 
 import pytest
 
-from sage_ros.harness.dds import isolate_dds  # imports no rclpy
+from sage_ros.harness.dds import CLAIMED_VARIABLE, claim_domain, set_dds_environment  # imports no rclpy
+from tests.process_guard import become_subreaper, describe, kill_all, leaked_since, running_descendants
 
-# Loopback only, and a domain of this run's own (valid Fast DDS domains: 0..232).
-isolate_dds()
+#: ROS_DOMAIN_ID of a test without the dds mark: rcl refuses it ("ROS_DOMAIN_ID is not an integral number").
+NO_DOMAIN = "unmarked-test"
+
+set_dds_environment(None)  # loopback discovery and the profile, before any test can start rclpy
+os.environ.pop(CLAIMED_VARIABLE, None)
+os.environ["ROS_DOMAIN_ID"] = NO_DOMAIN
+become_subreaper()
 # Compiled engines and ONNX files built by tests go to a cache of this run's own, not the user's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sage_ros_test_cache_")
+
+_RUNNING_BEFORE = pytest.StashKey[set]()
+_DOMAIN = pytest.StashKey[object]()
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "dds: the test starts DDS participants (rclpy, a node process, a "
+                            "launch): it gets a DDS domain of its own")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_RUNNING_BEFORE] = set(running_descendants())
+    if item.get_closest_marker("dds") is not None:
+        claim = claim_domain()
+        item.stash[_DOMAIN] = claim
+        set_dds_environment(claim.domain_id)
+    else:
+        os.environ.pop(CLAIMED_VARIABLE, None)
+        os.environ["ROS_DOMAIN_ID"] = NO_DOMAIN
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield  # the test's fixtures are finalised: whatever it started should be gone now
+    leaked = leaked_since(item.stash.get(_RUNNING_BEFORE, set()))
+    if leaked:
+        names = "; ".join(describe(process) for process in leaked)
+        kill_all(leaked)
+    claim = item.stash.get(_DOMAIN, None)
+    if claim is not None:
+        claim.release()
+    if leaked:
+        raise AssertionError(f"{item.nodeid} left {len(leaked)} process(es) running after it ended "
+                             f"(killed now): {names}")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and call.excinfo is not None and "ROS_DOMAIN_ID is not an integral" in str(call.excinfo.value):
+        report.sections.append(("sage_ros harness", f"{item.nodeid} starts rclpy without the dds mark: add "
+                                "@pytest.mark.dds (or pytestmark = pytest.mark.dds) so it gets a DDS domain"))
+    return report
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

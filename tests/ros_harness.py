@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sage_ros.codec.image import array_to_image_fields
 from sage_ros.fusion_node import FusionNode
-from sage_ros.harness.probe import fusion_diagnostics, wait_for
+from sage_ros.harness.probe import NodeSource, fusion_diagnostics, wait_for
 from sage_ros.topic_names import DIAGNOSTICS, FUSED_CAMERA_INFO, FUSED_IMAGE, camera_info_topic, image_topic
 
 
@@ -58,9 +58,11 @@ class Loopback:
         self.fused: list[Image] = []
         self.infos: list[CameraInfo] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.probe.create_subscription(Image, FUSED_IMAGE, self.fused.append, 50)
-        self.probe.create_subscription(CameraInfo, FUSED_CAMERA_INFO, self.infos.append, 50)
-        self.probe.create_subscription(DiagnosticArray, DIAGNOSTICS, self.diagnostics.append, 50)
+        # What this test's node published, and nothing another node might (NodeSource).
+        self.source = NodeSource(self.probe, self.node.get_name(), self.node.get_namespace())
+        for msg_type, topic, received in ((Image, FUSED_IMAGE, self.fused), (CameraInfo, FUSED_CAMERA_INFO, self.infos),
+                                          (DiagnosticArray, DIAGNOSTICS, self.diagnostics)):
+            self.subscribe(msg_type, topic, received.append, 50)
         self.thermal_pub = self.probe.create_publisher(Image, image_topic("thermal"), qos_profile_sensor_data)
         self.rgb_pub = self.probe.create_publisher(Image, image_topic("rgb"), qos_profile_sensor_data)
         # The compressed transport's topics (image_transport naming), for nodes started with *_transport compressed.
@@ -85,6 +87,10 @@ class Loopback:
         assert self.wait_for(lambda: all(pub.get_subscription_count() > 0 for pub in inputs)
                              and self.probe.count_publishers(f"{namespace}/{FUSED_IMAGE}") > 0
                              and self.node.outputs.wanted()), "discovery failed"  # lazy: it must see the probe
+
+    def subscribe(self, msg_type, topic: str, callback: Callable[[object], None], depth: int = 10):
+        """A probe subscription that takes messages from this test's fusion node only."""
+        return self.probe.create_subscription(msg_type, topic, self.source.only(topic, callback), depth)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
         return wait_for(condition, timeout)

@@ -24,6 +24,8 @@ VENDOR = REPO.parent / "shared" / "vendor" / "ros2_launch"
 # What a clone of the package holds besides its sources: environments and outputs never go into src/.
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv*", "build", "install", "log", "out", "runs", "__pycache__",
                                     "*.egg-info", ".pytest_cache", ".hypothesis", "node_modules", ".ruff_cache")
+#: What the test harness sets per test (conftest.py): taken from the test that runs a command, not from the cache.
+DDS_VARIABLES = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "SAGE_ROS_CLAIMED_DOMAIN_ID")
 EXECUTABLES = ("fusion_node", "managed_fusion_node", "sage-fuse", "sage-calibrate", "sage-demo")
 
 
@@ -61,8 +63,11 @@ class Workspace:
         return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
 
     def environment(self, extra_pythonpath: list[Path] = ()) -> dict[str, str]:
-        """The sourced workspace's variables (plus ``extra_pythonpath`` in front of its PYTHONPATH)."""
+        """The sourced workspace's variables (plus ``extra_pythonpath`` in front of its PYTHONPATH), with the
+        calling test's DDS domain and the Fast DDS profile as the workspace installed it, where a user finds it."""
         env = dict(self._sourced)
+        env.update({name: os.environ[name] for name in DDS_VARIABLES if name in os.environ})
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(self.share("config", "fastdds_loopback.xml"))
         if extra_pythonpath:
             env["PYTHONPATH"] = os.pathsep.join([*map(str, extra_pythonpath), env.get("PYTHONPATH", "")])
         return env

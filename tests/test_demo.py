@@ -9,6 +9,8 @@ pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extr
 
 from sage_ros.harness.demo import main
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 
 def test_demo_writes_pictures_and_a_summary(tmp_path, capsys):
     out = tmp_path / "demo"

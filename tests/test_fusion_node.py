@@ -18,6 +18,9 @@ from sage_ros.parameters import ParameterError
 from tests.ros_harness import Loopback, make_image
 
 W, H = 80, 64
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 SECOND = 1_000_000_000
 SCENE = SyntheticScene(W, H, seed=5).frame(1.0)
 

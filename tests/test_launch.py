@@ -4,7 +4,6 @@ runs it, and a probe node checking the running node from outside (graph, paramet
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -24,9 +23,12 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from sage_core.synthetic import SyntheticScene
 from sage_ros.codec.compressed import encode_png
-from sage_ros.harness.probe import wait_for
+from sage_ros.harness.probe import NodeSource, wait_for
+from tests.process_guard import stop_process_group
 from tests.ros_harness import make_compressed, make_image
 from tests.ros_workspace import launch_pythonpath
+
+pytestmark = pytest.mark.dds  # each test: a DDS domain of its own, shared by its launch and its probe
 
 # What `ros2 launch PACKAGE FILE args...` does: include the file with the arguments, run the service.
 ROS2_LAUNCH = """
@@ -51,8 +53,10 @@ class Launched:
     def __init__(self, workspace, stub_root, *arguments: str) -> None:
         env = workspace.environment(launch_pythonpath(stub_root))
         env["RCUTILS_COLORIZED_OUTPUT"] = "0"
+        # In a session of its own, as in a terminal of its own: close() stops the whole group as Ctrl-C does.
         self.process = subprocess.Popen([sys.executable, "-c", ROS2_LAUNCH, *arguments], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.probe = rclpy.create_node("launch_probe", context=self.context)
@@ -83,17 +87,13 @@ class Launched:
         return parameter_value_to_python(response.values[0])
 
     def close(self) -> str:
-        """Stop the launch as Ctrl-C does; what it printed."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.probe.destroy_node()
-        rclpy.shutdown(context=self.context)
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            self.output, _ = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.output, _ = self.process.communicate()
+        """Stop the launch and the nodes it started as Ctrl-C does; what it printed."""
+        if self.probe is not None:
+            self.executor.shutdown(timeout_sec=2.0)
+            self.probe.destroy_node()
+            rclpy.shutdown(context=self.context)
+            self.probe = None
+            self.output = stop_process_group(self.process)
         return self.output
 
 
@@ -106,9 +106,8 @@ def launch(symlink_workspace, tmp_path):
         return started[-1]
 
     yield start
-    for launched in started:
-        if launched.process.returncode is None:
-            launched.close()
+    for launched in started:  # a test that failed before its own close()
+        launched.close()
 
 
 def test_plain_launch_with_use_sim_time(launch):
@@ -127,8 +126,9 @@ def test_namespaced_launch_with_remaps_compressed_transport_and_log_level(launch
                       "fused_topic:=out/fused", "log_level:=warn")
     probe = launched.probe
     fused, diagnostics = [], []
-    probe.create_subscription(Image, "/front/out/fused", fused.append, 10)
-    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    source = NodeSource(probe, "sage_fusion", "/front")  # the launched node's messages only
+    probe.create_subscription(Image, "/front/out/fused", source.only("/front/out/fused", fused.append), 10)
+    probe.create_subscription(DiagnosticArray, "/diagnostics", source.only("/diagnostics", diagnostics.append), 10)
     thermal = probe.create_publisher(CompressedImage, "/flir/image/compressed", qos_profile_sensor_data)
     rgb = probe.create_publisher(Image, "/front/rgb/image", qos_profile_sensor_data)
     try:

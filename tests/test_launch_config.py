@@ -213,9 +213,10 @@ def test_wheel_installs_share_files_weights_and_executables(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     data = next(n.split("/")[0] for n in names if n.endswith(".data/data/share/sage_ros/package.xml"))
     for path in ("share/ament_index/resource_index/packages/sage_ros", "share/sage_ros/launch/fusion.launch.py",
-                 "share/sage_ros/config/fusion.yaml", "share/sage_ros/rviz/fusion.rviz"):
+                 "share/sage_ros/config/fusion.yaml", "share/sage_ros/rviz/fusion.rviz",
+                 "share/sage_ros/config/fastdds_loopback.xml"):
         assert f"{data}/data/{path}" in names, path
-    assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/harness/fastdds_loopback.xml"} <= names
+    assert {"sage_core/weights/affine_fuse_default.pt", "sage_ros/fastdds_loopback.xml"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for script in ("sage-fuse = sage_core.cli.fuse:main", "sage-demo = sage_ros.harness.demo:main",
                    "fusion_node = sage_ros.fusion_node:main",

@@ -18,8 +18,12 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from sage_core.synthetic import SyntheticScene
+from sage_ros.harness.probe import NodeSource
 from sage_ros.managed_fusion_node import ManagedFusionNode
 from tests.ros_harness import make_image, wait_for
+
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 
 FRAME = SyntheticScene(160, 128, seed=3).frame(0.5)
 
@@ -35,7 +39,8 @@ class ManagedLoopback:
         self.node = ManagedFusionNode(context=self.context, namespace="/managed", parameter_overrides=overrides)
         self.probe = rclpy.create_node("lifecycle_probe", namespace="/managed", context=self.context)
         self.fused: list[Image] = []
-        self.probe.create_subscription(Image, "fused/image", self.fused.append, 50)
+        source = NodeSource(self.probe, "sage_fusion", "/managed")  # this test's node only
+        self.probe.create_subscription(Image, "fused/image", source.only("fused/image", self.fused.append), 50)
         self.thermal_pub = self.probe.create_publisher(Image, "thermal/image", qos_profile_sensor_data)
         self.rgb_pub = self.probe.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
         self.change = self.probe.create_client(ChangeState, "sage_fusion/change_state")
@@ -104,13 +109,14 @@ def test_the_transitions_load_subscribe_pause_and_free_as_the_lifecycle_says(man
 
     assert managed.transition(Transition.TRANSITION_CONFIGURE)
     assert managed.state() == State.PRIMARY_STATE_INACTIVE
-    assert managed.node.params is not None and managed.node.pipeline is None  # the model loads on activate
+    model = managed.node.pipeline
+    assert managed.node.params is not None and model is not None  # the model (an engine build) loads at configure
     assert not managed.node_subscribes()
 
     assert managed.transition(Transition.TRANSITION_ACTIVATE)
     assert managed.state() == State.PRIMARY_STATE_ACTIVE
-    model = managed.node.pipeline
-    assert model is not None and managed.wait_for(managed.node_subscribes)
+    assert managed.node.pipeline is model  # activate only subscribes and starts the worker
+    assert managed.wait_for(managed.node_subscribes)
     assert managed.wait_for(lambda: managed.node.outputs.wanted())
     assert managed.send_until_fused(3)
     assert (managed.fused[-1].height, managed.fused[-1].width) == (128, 160)
@@ -162,9 +168,11 @@ def test_configure_refuses_bad_parameters_and_stays_unconfigured_until_they_are_
 
 
 @pytest.mark.parametrize("managed", [{"model_file_path": "/nonexistent/model.pt"}], indirect=True)
-def test_a_model_that_does_not_load_fails_activate_and_the_node_stays_inactive(managed):
+def test_a_model_that_does_not_load_fails_configure_and_the_node_stays_unconfigured(managed):
+    assert not managed.transition(Transition.TRANSITION_CONFIGURE)
+    assert managed.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert managed.node.pipeline is None and managed.node.outputs is None and not managed.node_subscribes()
+    assert managed.node.set_parameters([Parameter("model_file_path", value="")])[0].successful  # the default
     assert managed.transition(Transition.TRANSITION_CONFIGURE)
-    assert not managed.transition(Transition.TRANSITION_ACTIVATE)
-    assert managed.state() == State.PRIMARY_STATE_INACTIVE
-    assert not managed.node_subscribes()
-    assert managed.transition(Transition.TRANSITION_CLEANUP)
+    assert managed.transition(Transition.TRANSITION_ACTIVATE)
+    assert managed.wait_for(managed.node_subscribes)

@@ -14,6 +14,9 @@ from rosgraph_msgs.msg import Clock
 from tests.ros_harness import Loopback
 from tests.test_fusion_node import rgb_msg, thermal_msg
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 SECOND = 1_000_000_000
 START = 5_000 * SECOND  # sim time: far from the wall clock, as a recorded bag is
 

@@ -19,6 +19,8 @@ from sage_core.cameras import Camera
 from tests.rig_helpers import RGB_SIZE, near_person
 from tests.ros_harness import Loopback, make_image
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 SECOND = 1_000_000_000
 FRAMES = near_person(seed=1)
 

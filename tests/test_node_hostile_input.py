@@ -18,6 +18,9 @@ from tests.ros_harness import Loopback, make_image
 
 W, H = 80, 64
 S, MS, DAY = 1_000_000_000, 1_000_000, 86_400 * 1_000_000_000
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 SCENE = SyntheticScene(W, H, seed=3).frame(0.5)
 
 

@@ -17,6 +17,9 @@ from sage_core.synthetic import SyntheticScene
 from tests.ros_harness import Loopback, make_image
 
 W, H = 96, 80
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 SECOND = 1_000_000_000
 SCENE = SyntheticScene(W, H, seed=7).frame(1.0)
 

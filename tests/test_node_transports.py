@@ -19,6 +19,9 @@ from sage_ros.node import fused_outputs
 from tests.ros_harness import Loopback, make_compressed, make_image
 
 W, H = 96, 80
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 SECOND = 1_000_000_000
 SCENE = SyntheticScene(W, H, seed=11).frame(1.0)
 COMPRESSED_INPUTS = {"thermal_transport": "compressed", "rgb_transport": "compressed"}
@@ -102,7 +105,7 @@ def test_fused_jpeg_is_published_only_while_subscribed(loop, monkeypatch):
     assert encoded == []  # nobody asked for JPEG: none made
 
     jpegs: list[CompressedImage] = []
-    jpeg_subscription = loop.probe.create_subscription(CompressedImage, "fused/image/compressed", jpegs.append, 10)
+    jpeg_subscription = loop.subscribe(CompressedImage, "fused/image/compressed", jpegs.append)
     assert loop.wait_for(lambda: loop.node.outputs.compressed.get_subscription_count() > 0
                          and jpeg_subscription.get_publisher_count() > 0)  # matched on both sides
     raw_pair(loop, 2 * SECOND)
@@ -136,7 +139,7 @@ def test_nothing_is_processed_while_nobody_subscribes_and_diagnostics_say_so(loo
     assert loop.diagnostic_values()["idle (no subscribers)"] == "true"
 
     fused = []
-    loop.probe.create_subscription(type(loop.fused[0]), "fused/image", fused.append, 10)
+    loop.subscribe(type(loop.fused[0]), "fused/image", fused.append)
     assert loop.wait_for(lambda: loop.node.outputs.wanted())
     raw_pair(loop, 10 * SECOND)
     assert loop.wait_for(lambda: len(fused) == 1)

@@ -6,6 +6,9 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
+
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402

@@ -20,7 +20,8 @@ def run(workspace, command: list[str], extra_pythonpath=(), timeout: float = 120
 def test_colcon_installs_the_executables_and_share_files(ros_workspace):
     for name in EXECUTABLES:
         assert ros_workspace.executable(name).is_file(), name
-    for part in ("package.xml", "launch/fusion.launch.py", "config/fusion.yaml", "rviz/fusion.rviz"):
+    for part in ("package.xml", "launch/fusion.launch.py", "config/fusion.yaml", "rviz/fusion.rviz",
+                 "config/fastdds_loopback.xml"):
         assert ros_workspace.share(*part.split("/")).is_file(), part
     marker = ros_workspace.install / "share" / "ament_index" / "resource_index" / "packages" / "sage_ros"
     assert marker.is_file()  # what ament_index (ros2 run / launch's FindPackageShare) finds the package by
@@ -51,6 +52,17 @@ def test_installed_tools_run(ros_workspace, name):
     assert "usage:" in result.stdout
 
 
+@pytest.mark.parametrize("name", ["fusion_node", "managed_fusion_node"])
+def test_installed_node_prints_the_installed_fast_dds_profile(ros_workspace, name):
+    result = run(ros_workspace, [str(ros_workspace.executable(name)), "--dds-profile"])
+    assert result.returncode == 0, result.stderr
+    printed = Path(result.stdout.strip())
+    assert printed.is_file() and str(printed).startswith(str(ros_workspace.root)), printed
+    shared = ros_workspace.share("config", "fastdds_loopback.xml")
+    assert printed.read_bytes() == shared.read_bytes() and b"<segment_size>" in shared.read_bytes()
+
+
+@pytest.mark.dds  # it starts rclpy before the parameter is refused
 def test_installed_fusion_node_refuses_a_bad_parameter_with_one_line(ros_workspace):
     result = run(ros_workspace, [str(ros_workspace.executable("fusion_node")), "--ros-args", "-p", "slop:=-1.0"])
     assert result.returncode == 2

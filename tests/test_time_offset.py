@@ -113,6 +113,7 @@ def test_the_bag_tool_estimates_and_applies_the_offset(tmp_path, street):
     assert fused["auto"] >= len(street) // 2  # the estimate takes over within its first seconds
 
 
+@pytest.mark.dds
 def test_the_node_reports_the_offset_and_takes_a_new_one_at_run_time():
     pytest.importorskip("rclpy", reason="rclpy not installed (install the [ros] extra or source ROS 2)")
     from rclpy.parameter import Parameter

@@ -10,6 +10,8 @@ pytest.importorskip("psutil", reason="psutil not installed (pip install -e .[dev
 
 from sage_ros.harness.traffic import FAULTS, run_live
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 
 def test_faults_are_counted_by_kind_and_fusion_goes_on(tmp_path):
     run = run_live(160, 128, rate=20.0, seconds=3.0, node_params={"backend": "torch", "warmup": False},

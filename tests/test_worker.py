@@ -6,6 +6,7 @@ import platform
 import threading
 import time
 
+from sage_ros.harness.probe import wait_for
 from sage_ros.stream.frames import Job
 from sage_ros.stream.memory import keep_freed_memory
 from sage_ros.stream.worker import InferenceWorker
@@ -89,3 +90,27 @@ def test_a_failing_process_does_not_stop_later_frames_from_publishing():
     assert done.wait(5)
     worker.stop()
     assert published == [good]
+
+
+def test_jobs_that_arrive_together_are_all_taken_while_threads_are_free():
+    release, processed, dropped = threading.Event(), [], []
+    lock = threading.Lock()
+
+    def process(job: Job) -> None:
+        release.wait(5)
+        with lock:
+            processed.append(job)
+
+    worker = InferenceWorker(process, lambda: dropped.append(1), threads=2)
+    worker.start()
+    assert wait_for(lambda: worker._waiting == 2, 5)  # both threads are waiting for work
+    a, b, c, d = Job({}), Job({}), Job({}), Job({})
+    worker.submit(a)  # one message decided two pairs: they arrive back to back, two threads are free
+    worker.submit(b)
+    assert wait_for(lambda: worker._waiting == 0 and not worker._pending, 5)  # each thread took one
+    worker.submit(c)  # every thread busy: one place, and the newest takes it
+    worker.submit(d)
+    release.set()
+    assert wait_for(lambda: len(processed) == 3, 5)
+    worker.stop()
+    assert sorted(map(id, processed)) == sorted(map(id, (a, b, d))) and len(dropped) == 1

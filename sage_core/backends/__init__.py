@@ -7,9 +7,12 @@ released student, or a file exported by ``training/export.py`` with its sidecar)
 
 - ``torch``: eager PyTorch, ``inference_mode``, BatchNorm folded, channels-last and fp16 on CUDA;
 - ``torchscript``: a scripted module (exported file, or scripted on the fly);
-- ``onnxruntime``: ONNX Runtime, CUDA execution provider on a GPU, else CPU;
-- ``tensorrt``: torch-tensorrt (``[tensorrt]`` extra);
-- ``auto``: the fastest available for the device, with the reasons logged.
+- ``onnxruntime``: ONNX Runtime; on a GPU its TensorRT provider, then CUDA, then CPU (``onnx_providers.py``);
+- ``tensorrt``: a torch-tensorrt engine over a range of frame sizes (``engine_profile.py``), compiled from the
+  program ``tensorrt_trace.py`` builds (rehearsed on a CPU by ``rehearsal.py``), accepted only within 2 grey
+  levels of eager PyTorch;
+- ``auto``: the fastest available for the device that builds, with the reasons logged (a failed build falls
+  back to the next).
 
 A new backend is one class (see :mod:`sage_core.backends.base`) added to the registry
 (:mod:`sage_core.backends.registry`).

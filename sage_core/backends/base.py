@@ -122,9 +122,14 @@ class Backend(ABC):
 
     @classmethod
     def export(cls, model: FusionModel, path: Path, precision: str, shape: tuple[int, int] | None,
-               device: torch.device) -> None:
-        """Write ``model`` to ``path`` in :attr:`file_format`."""
+               device: torch.device) -> dict:
+        """Write ``model`` to ``path`` in :attr:`file_format`; returns what the sidecar adds about it."""
         raise NotImplementedError(f"backend {cls.name} has no file format")
+
+    @property
+    def warmup_shape(self) -> tuple[int, int]:
+        """(height, width) of the warm-up frame: one this backend accepts and is tuned for (an engine's ``opt``)."""
+        return 256, 320
 
     @abstractmethod
     def run(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """The cache of compiled artefacts (TensorRT engines, ONNX files) built from a model at start.
 
-An artefact's file name is a key over everything that makes it invalid: the model's sha256 and
-every library version, device and setting it depends on, so a driver, GPU or TensorRT change never
-loads a stale engine. Beside each artefact, ``NAME.json`` records the key's parts and the
+An artefact's file name is a key over everything that makes it invalid (the parts each backend lists:
+the checkpoint's sha256, a digest of the model's code, sage_ros's version, the compile settings and
+profile, precision, the versions of torch and of every compiler library, the GPU, its compute capability
+and driver; see :mod:`sage_core.backends.fingerprint`), so a change to any of them builds a new artefact
+and never loads a stale one. Beside each artefact, ``NAME.json`` records the key's parts and the
 artefact's own sha256, checked before every load: a file replaced or corrupted since it was built
 is rebuilt with a warning, never loaded. Writes are atomic; an unwritable folder falls back to the
 user cache folder, with a warning.
@@ -19,8 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from sage_core.atomic import atomic_path
 from sage_core.checkpoint import file_sha256
 from sage_core.errors import BackendError
@@ -31,15 +31,6 @@ log = logging.getLogger("sage_core.backends")
 def user_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "sage_ros" / "engines"
-
-
-def device_identity(device: torch.device) -> dict:
-    """The parts of a cache key that name the device an artefact was built for."""
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return {"gpu": props.name, "compute_capability": f"{props.major}.{props.minor}",
-                "cuda": torch.version.cuda}
-    return {"cpu": "cpu"}
 
 
 def _writable(folder: Path) -> bool:
@@ -73,6 +64,13 @@ class ArtifactCache:
     def path(self, parts: dict, suffix: str) -> Path:
         return self.folder / f"{parts.get('kind', 'artefact')}_{self.key(parts)}{suffix}"
 
+    def subfolder(self, parts: dict) -> Path:
+        """A folder of its own for ``parts`` (a library's own cache, e.g. ONNX Runtime's TensorRT engines),
+        created if needed: a change to any part gives a new, empty folder."""
+        folder = self.folder / f"{parts.get('kind', 'artefact')}_{self.key(parts)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     @staticmethod
     def record_path(path: Path) -> Path:
         return path.with_name(path.name + ".json")
@@ -98,7 +96,7 @@ class ArtifactCache:
         if force:
             reason = "rebuild forced (force_engine_update)"
         elif not path.is_file():
-            reason = "no cached artefact for this model, library version, device, precision and shape"
+            reason = "no cached artefact for this key (model, code, settings, libraries, device)"
         else:
             problem = self._verified(path)
             if problem is None:

@@ -2,12 +2,15 @@
 
 An exported file (its sidecar names the format) goes to the backend of its format; a checkpoint is
 built into the backend asked for, or, with ``auto``, the fastest one here: on a GPU the fastest kind
-available (TensorRT, ONNX Runtime CUDA, torch); on a CPU ONNX Runtime and torch are both built and the
-faster, measured, wins. Every decision is returned as a line of text for the log.
+available (TensorRT, ONNX Runtime, torch) that builds, a failed build or load falling back to the next
+with the reason kept (:attr:`LoadedBackend.fallback`: the node logs it and puts it in /diagnostics); on a
+CPU ONNX Runtime and torch are both built and the faster, measured, wins. Every decision is returned as a
+line of text for the log.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,8 @@ from sage_core.errors import BackendError
 from sage_core.models import FusionModel
 from sage_core.options import InferenceOptions, resolve_device
 
+log = logging.getLogger("sage_core.backends")
+
 #: Backends ``auto`` tries, fastest kind first.
 AUTO_ORDER = {"cuda": ("tensorrt", "onnxruntime", "torch"), "cpu": ("onnxruntime", "torch")}
 
@@ -33,6 +38,7 @@ class LoadedBackend:
     backend: Backend
     info: CheckpointInfo | None
     decisions: list[str] = field(default_factory=list)  # why this backend, how its artefact was obtained
+    fallback: str = ""  # auto: why faster backends were not used although available (their build or load failed)
 
 
 def auto_candidates(device: torch.device) -> tuple[list[str], list[str]]:
@@ -72,22 +78,52 @@ def _load_exported(path: Path, meta: dict, name: str, context: BuildContext) -> 
     return LoadedBackend(cls.from_file(path, meta, context), info, [reason])
 
 
-def _choose_auto(model: FusionModel, context: BuildContext) -> tuple[Backend, list[str]]:
+def _try_build(name: str, model: FusionModel, context: BuildContext) -> tuple[Backend, str] | str:
+    """(backend, status), or why it could not be built or loaded (one line)."""
+    try:
+        return BACKENDS[name].from_model(model, context)
+    except Exception as exc:  # noqa: BLE001 - any failure of one backend is a reason to try the next
+        if context.device.type == "cuda":
+            torch.cuda.empty_cache()  # what a failed engine build held
+        lines = str(exc).strip().splitlines() or [""]
+        reason = f"{name} failed on {context.device}: {type(exc).__name__}: {lines[0][:400]}"
+        log.warning("backend auto: %s; trying the next backend", reason)
+        return reason
+
+
+def _choose_auto(model: FusionModel, context: BuildContext) -> tuple[Backend, list[str], str]:
+    """(backend, decisions, fallback): see the module docstring."""
     candidates, decisions = auto_candidates(context.device)
+    failures: list[str] = []
     if context.device.type == "cuda" or len(candidates) == 1:
-        name = candidates[0]
-        decisions.append(f"chose {name}: the fastest kind available on {context.device}")
-        backend, status = BACKENDS[name].from_model(model, context)
-        return backend, decisions + ([status] if status else [])
+        for name in candidates:
+            built = _try_build(name, model, context)
+            if isinstance(built, str):
+                failures.append(built)
+                decisions.append(built)
+                continue
+            decisions.append(f"chose {name}: the fastest kind available on {context.device}"
+                             + (" that built" if failures else ""))
+            return built[0], decisions + ([built[1]] if built[1] else []), "; ".join(failures)
+        raise BackendError(f"no backend could be built on {context.device}: {'; '.join(failures)}")
     # CPU: measure rather than guess; which wins depends on the model and the machine.
-    trial = {name: BACKENDS[name].from_model(model, context) for name in candidates}
+    trial = {}
+    for name in candidates:
+        built = _try_build(name, model, context)
+        if isinstance(built, str):
+            failures.append(built)
+            decisions.append(built)
+        else:
+            trial[name] = built
+    if not trial:
+        raise BackendError(f"no backend could be built on {context.device}: {'; '.join(failures)}")
     costs = {name: _cost(built) for name, (built, _) in trial.items()}
     # CPU time is what the node's other work loses, latency what the robot waits: both count.
     name = min(costs, key=lambda n: sum(costs[n]))
     decisions.append("chose {} on cpu: measured {} per 320x256 frame".format(
         name, ", ".join(f"{n} {c:.1f} ms CPU / {w:.1f} ms" for n, (c, w) in costs.items())))
     status = trial[name][1]
-    return trial[name][0], decisions + ([status] if status else [])
+    return trial[name][0], decisions + ([status] if status else []), "; ".join(failures)
 
 
 def load_backend(options: InferenceOptions) -> LoadedBackend:
@@ -108,8 +144,8 @@ def load_backend(options: InferenceOptions) -> LoadedBackend:
                            "training/export.py next to it); keep the two together")
     model, info = load_model(path)
     if options.backend == "auto":
-        backend, decisions = _choose_auto(model, context)
-        return LoadedBackend(backend, info, decisions)
+        backend, decisions, fallback = _choose_auto(model, context)
+        return LoadedBackend(backend, info, decisions, fallback)
     cls = backend_class(options.backend)
     ok, why = cls.available(device)
     if not ok:

@@ -52,10 +52,11 @@ class TorchScriptBackend(ModuleBackend):
 
     @classmethod
     def export(cls, model: FusionModel, path: Path, precision: str, shape: tuple[int, int] | None,
-               device: torch.device) -> None:
+               device: torch.device) -> dict:
         if precision != "fp32":
             raise BackendError("TorchScript exports are fp32; enable fp16 at run time on a GPU (enable_fp16)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.jit.save(script(model), str(path))
+        return {}

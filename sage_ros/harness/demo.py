@@ -36,7 +36,7 @@ from sage_core import inference_settings
 from sage_core.errors import SageError
 from sage_core.image_files import write_image_atomic
 from sage_core.visualize import mosaic
-from sage_ros.harness.dds import isolate_dds
+from sage_ros.harness.dds import isolate_dds, remove_stale_shm_files
 from sage_ros.harness.loopback import run_loopback
 from sage_ros.harness.node_process import LoopbackError
 from sage_ros.harness.pairs import (
@@ -180,6 +180,7 @@ def _write_outputs(args: argparse.Namespace, pairs, source: str, result, infos: 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     isolate_dds()  # before anything starts rclpy: DDS stays on loopback
+    remove_stale_shm_files()  # an earlier run killed with SIGKILL left its shared memory behind (dead processes' only)
     if args.frames < 1 or args.rate <= 0:
         print("sage-demo: error: --frames must be >= 1 and --rate > 0", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from sage_ros.codec.header import stamp_ns
 from sage_ros.harness.dds import isolate_dds
 from sage_ros.harness.node_process import NodeProcess
 from sage_ros.harness.pairs import InputPair
-from sage_ros.harness.probe import Player, fusion_diagnostics
+from sage_ros.harness.probe import FUSION_NODE_NAME, NodeSource, Player, fusion_diagnostics, node_connected
 from sage_ros.topic_names import DIAGNOSTICS, FUSED_IMAGE
 
 
@@ -49,17 +49,26 @@ class LoopbackResult:
 
 
 class Recorder:
-    """Receives fused/image and /diagnostics on ``node``; maps fused stamps back to pair indices."""
+    """Receives fused/image and /diagnostics from the fusion node in ``namespace`` only (``NodeSource``) on
+    ``node``; maps fused stamps back to pair indices."""
 
-    def __init__(self, node) -> None:
+    def __init__(self, node, namespace: str) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
 
         self.received: dict[int, tuple[float, object]] = {}  # index -> (arrival time, message)
         self.stamp_to_index: dict[int, int] = {}
         self.diagnostics: dict[str, str] = {}
-        node.create_subscription(Image, FUSED_IMAGE, self._on_fused, 50)
-        node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
+        source = NodeSource(node, FUSION_NODE_NAME, namespace)
+        self.fused_subscription = node.create_subscription(Image, FUSED_IMAGE,
+                                                           source.only(FUSED_IMAGE, self._on_fused), 50)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS, source.only(DIAGNOSTICS, self._on_diagnostics), 10)
+
+    def node_connected(self) -> bool:
+        """The node hears both cameras and reaches this recorder (its latest /diagnostics), and this recorder
+        hears it."""
+        return (node_connected(self.diagnostics, self.fused_subscription.topic_name)
+                and self.fused_subscription.get_publisher_count() > 0)
 
     def expect(self, stamp_ns: int, index: int) -> None:
         self.stamp_to_index[stamp_ns] = index
@@ -90,7 +99,7 @@ class _Session:
         self.node = rclpy.create_node("sage_loopback", namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.player, self.recorder = Player(self.node, reliable, rig), Recorder(self.node)
+        self.player, self.recorder = Player(self.node, reliable, rig), Recorder(self.node, namespace)
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -104,10 +113,10 @@ class _Session:
         rclpy.shutdown(context=self.context)
 
 
-def _wait_ready(session: _Session, node: NodeProcess, namespace: str, timeout: float) -> None:
-    node.wait_ready(lambda: session.player.connected() and session.node.count_publishers(f"{namespace}/{FUSED_IMAGE}"),
+def _wait_ready(session: _Session, node: NodeProcess, timeout: float) -> None:
+    """Until the node has matched both cameras and the recorder (its /diagnostics say so) and they it."""
+    node.wait_ready(lambda: session.player.connected() and session.recorder.node_connected(),
                     timeout, lambda: session.spin_for(0.1))
-    session.spin_for(0.5)  # let the node finish warming up before the clock starts
 
 
 def _play(session: _Session, pairs: list[InputPair], rate_hz: float, progress: bool,
@@ -138,7 +147,7 @@ def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, 
     node = NodeProcess(namespace, params, log_path)
     session = _Session(namespace, params.get("qos_reliability") == "reliable", bool(camera_infos))
     try:
-        _wait_ready(session, node, namespace, startup_timeout)
+        _wait_ready(session, node, startup_timeout)
         started = _play(session, pairs, rate_hz, progress, camera_infos)
         sent_until = time.time()
         session.spin_for(drain_s + min(1.0, drain_s))  # the last frames, and one more diagnostics period

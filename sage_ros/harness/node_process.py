@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sage_ros.harness.dds import remove_stale_shm_files
+
 
 class LoopbackError(RuntimeError):
     """The fusion node did not start or did not answer; the message carries its log tail."""
@@ -54,13 +56,16 @@ class NodeProcess:
                 raise LoopbackError(f"fusion node not ready after {timeout:.0f} s: {self.last_words()}")
             step()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15.0) -> int:
+        """Stop the node as Ctrl-C does (SIGINT: it stops in order), SIGKILL only after ``grace_s``; its status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                remove_stale_shm_files()  # what the killed node held in /dev/shm (dead processes' files only)
         if self.log_path:
             self._log.close()
+        return self.process.returncode

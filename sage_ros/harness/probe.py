@@ -2,6 +2,7 @@
 
 :class:`Player` publishes thermal and RGB images (as messages, or serialized as a C++ driver would), and for a
 rendered rig the rgb camera's depth and both camera_infos;
+:class:`NodeSource` lets a subscription take messages from one node only;
 :func:`fusion_diagnostics` reads the fusion node's status out of a ``DiagnosticArray``;
 :func:`wait_for` polls a condition with a deadline while something (an executor, a sleep) runs.
 The demo's loopback, the live-traffic benchmarks and the tests' harness all use them.
@@ -44,6 +45,51 @@ def fusion_diagnostics(msg, node_name: str = FUSION_NODE_NAME) -> dict[str, str]
             values["message"] = status.message
             return values
     return None
+
+
+def node_connected(values: dict[str, str], fused_topic: str) -> bool:
+    """Whether the fusion node, by its /diagnostics ``values``, has matched a publisher of each camera and a
+    subscriber of ``fused_topic`` (resolved): from then on no frame is lost to discovery on its side."""
+    inputs = all(int(values.get(f"matched publishers: {camera}", "0")) > 0 for camera in ("thermal", "rgb"))
+    return inputs and int(values.get(f"matched subscribers: {fused_topic}", "0")) > 0
+
+
+class NodeSource:
+    """Messages from one node only (its name and namespace), told apart by their publishers' GIDs in the graph.
+
+    ``only(topic, callback)`` makes a subscription callback that passes on what that node published and
+    counts the rest (``rejected``): a probe reading /diagnostics or a fused topic never takes another node's
+    messages, and if two nodes of that name share the domain it takes none (``ambiguous``) rather than guess.
+    Where rclpy gives no message info (before Iron), the callback passes everything on.
+    """
+
+    def __init__(self, probe, name: str = FUSION_NODE_NAME, namespace: str = "/") -> None:
+        self.probe, self.name, self.namespace = probe, name, namespace
+        self._gids: set[bytes] = set()
+        self.rejected = 0
+        self.ambiguous = False
+
+    def _refresh(self, topic: str) -> None:
+        self.ambiguous = self.probe.get_node_names_and_namespaces().count((self.name, self.namespace)) > 1
+        self._gids |= {bytes(info.endpoint_gid) for info in self.probe.get_publishers_info_by_topic(topic)
+                       if (info.node_name, info.node_namespace) == (self.name, self.namespace)}
+
+    def only(self, topic: str, callback: Callable[[object], None]) -> Callable:
+        try:
+            from rclpy.subscription import MessageInfo  # noqa: F401 - Iron and later pass it to a 2-argument callback
+        except ImportError:
+            return callback
+        resolved = self.probe.resolve_topic_name(topic)
+
+        def on_message(msg, info) -> None:
+            gid = bytes((info.get("publisher_gid") or {}).get("data", b""))
+            if gid not in self._gids or self.ambiguous:
+                self._refresh(resolved)
+            if gid in self._gids and not self.ambiguous:
+                callback(msg)
+            else:
+                self.rejected += 1
+        return on_message
 
 
 class Player:

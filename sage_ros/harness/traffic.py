@@ -20,7 +20,7 @@ from sage_ros.codec.image import array_to_image_fields
 from sage_ros.harness.dds import isolate_dds
 from sage_ros.harness.node_process import NodeProcess
 from sage_ros.harness.pairs import synthetic_pairs
-from sage_ros.harness.probe import Player, fusion_diagnostics
+from sage_ros.harness.probe import FUSION_NODE_NAME, NodeSource, Player, fusion_diagnostics, node_connected
 from sage_ros.topic_names import DIAGNOSTICS, FUSED_IMAGE
 
 #: Faults the publisher can mix in; each is a message the node must count and survive.
@@ -126,14 +126,19 @@ class LiveRun:
 
 
 class _Recorder:
-    def __init__(self, node, run: LiveRun) -> None:
+    def __init__(self, node, namespace: str, run: LiveRun) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
 
         self.run = run
+        source = NodeSource(node, FUSION_NODE_NAME, namespace)  # this run's node only
         # Serialized, reading the stamp only: a viewer or recorder in C++ costs no Python conversion either.
-        node.create_subscription(Image, FUSED_IMAGE, self._on_fused, 50, raw=True)
-        node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
+        self.fused = node.create_subscription(Image, FUSED_IMAGE, source.only(FUSED_IMAGE, self._on_fused), 50,
+                                              raw=True)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS, source.only(DIAGNOSTICS, self._on_diagnostics), 10)
+
+    def ready(self) -> bool:
+        return node_connected(self.run.diagnostics, self.fused.topic_name) and self.fused.get_publisher_count() > 0
 
     def _on_fused(self, data: bytes) -> None:
         stamp = stamp_ns(image_from_cdr(data).header)
@@ -165,25 +170,25 @@ def run_live(width: int, height: int, rate: float, seconds: float, node_params: 
     probe = rclpy.create_node("sage_recorder", namespace=namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
-    _Recorder(probe, run)
+    recorder = _Recorder(probe, namespace, run)
     try:
-        _start(parent, node, executor, probe, namespace)
+        _start(parent, node, executor, recorder)
         _measure(run, psutil.Process(node.process.pid), executor, parent, seconds, on_sample)
     finally:
         probe.destroy_node()
         rclpy.shutdown(context=context)
         node.stop()
         cameras.join(timeout=10)
+        if cameras.is_alive():  # the node never came up, or the cameras hung: they end with the run all the same
+            cameras.kill()
+            cameras.join()
     return run
 
 
-def _start(parent, node: NodeProcess, executor, probe, namespace: str) -> None:
-    node.wait_ready(lambda: parent.poll() and probe.count_publishers(f"{namespace}/{FUSED_IMAGE}"), 120,
-                    lambda: executor.spin_once(timeout_sec=0.05))
+def _start(parent, node: NodeProcess, executor, recorder: _Recorder) -> None:
+    """Until the cameras see the node, and the node (by its /diagnostics) hears them and reaches the recorder."""
+    node.wait_ready(lambda: parent.poll() and recorder.ready(), 120, lambda: executor.spin_once(timeout_sec=0.05))
     parent.recv()  # "ready"
-    end = time.monotonic() + 1.0  # the node warms up, discovery settles
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
     parent.send("go")
 
 

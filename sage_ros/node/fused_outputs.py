@@ -7,9 +7,11 @@ while nobody does (``lazy``), and the JPEG is only encoded while somebody subscr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from builtin_interfaces.msg import Time
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -50,6 +52,10 @@ class FusedOutputs:
         """Whether any fused output has a subscriber (a cheap matched-count query per publisher)."""
         return any(publisher.get_subscription_count() > 0 for publisher in self.publishers)
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Matched subscriptions of each output, by topic (for /diagnostics)."""
+        return {publisher.topic_name: publisher.get_subscription_count() for publisher in self.publishers}
+
     def publish_image(self, frame: FusedFrame, jpeg_quality: int) -> None:
         """The frame on fused/image, and as JPEG when that has subscribers."""
         self.image.publish(image_to_cdr(frame.header, frame.image, frame.encoding))  # one copy of the pixels
@@ -61,6 +67,11 @@ class FusedOutputs:
         """fused/camera_info from ``codec.camera_info.fused_camera_info_fields``'s fields."""
         self.info.publish(CameraInfo(header=ros_header(header), **fields))
 
-    def destroy(self, destroy_publisher: Callable) -> None:
+    def destroy(self, destroy_publisher: Callable, ack_timeout_s: float = 0.5) -> None:
+        """Destroy the publishers, after their reliable subscribers have acknowledged what was published (at
+        most ``ack_timeout_s`` each): the last frame before a stop reaches them whole, image and camera_info."""
         for publisher in self.publishers:
+            # The context may already be shut down (an external shutdown): then nothing more can be sent anyway.
+            with contextlib.suppress(Exception):
+                publisher.wait_for_all_acked(Duration(nanoseconds=int(ack_timeout_s * 1e9)))
             destroy_publisher(publisher)

@@ -28,20 +28,24 @@ class HealthMonitor:
 
     ``node``: the ROS node (logger, clock, names, graph queries); ``publisher``: its /diagnostics
     publisher; ``params()``: the parameters in force; ``is_stale``: the staleness rule the intake
-    applies too; ``subscriptions``: each camera's image subscription; ``output_topics``: the fused
-    topics; ``model``: what fuses, for the OK message; ``idle_since()``: since when nobody subscribes
-    to a fused output (monotonic s), or None; ``repeated_frames()``: thermal frames that repeated the
-    previous one (a camera's flat-field freeze), as the thermal normaliser counts them.
+    applies too; ``subscriptions``: each camera's image subscription; ``outputs``: the fused
+    outputs (``topic_names``, ``subscriber_counts()``); ``model``: what fuses, for the OK message;
+    ``idle_since()``: since when nobody subscribes to a fused output (monotonic s), or None;
+    ``repeated_frames()``: thermal frames that repeated the previous one (a camera's flat-field
+    freeze), as the thermal normaliser counts them; ``backend_fallback``: why ``backend: auto`` did
+    not use a faster backend although it was available (its build or load failed).
     """
 
     def __init__(self, node, publisher, params: Callable[[], FusionParams], stats: FusionStats,
                  is_stale: Staleness, subscriptions: dict[Camera, object], intake: FrameIntake,
-                 output_topics: list[str], alignment_watch: AlignmentWatch, model: str,
-                 idle_since: Callable[[], float | None], repeated_frames: Callable[[], int]) -> None:
+                 outputs, alignment_watch: AlignmentWatch, model: str,
+                 idle_since: Callable[[], float | None], repeated_frames: Callable[[], int],
+                 backend_fallback: str = "") -> None:
         self.node, self.publisher, self.params, self.stats, self.is_stale = node, publisher, params, stats, is_stale
-        self.subscriptions, self.intake, self.output_topics = subscriptions, intake, output_topics
+        self.subscriptions, self.intake, self.outputs = subscriptions, intake, outputs
         self.alignment_watch, self.model, self.idle_since = alignment_watch, model, idle_since
         self.repeated_frames = repeated_frames
+        self.backend_fallback = backend_fallback
         #: More key-values for /diagnostics, each a function asked at every publish (the depth input's).
         self.extra: list[Callable[[], list[tuple[str, str]]]] = []
         self._stale = {camera: False for camera in Camera}
@@ -83,7 +87,7 @@ class HealthMonitor:
         else:
             cause = ("QoS is compatible, so the transport is losing the messages: large images over "
                      "Fast DDS's default 512 KB shared-memory segments are dropped; use a profile with "
-                     "larger segments (sage_ros/harness/fastdds_loopback.xml) or reliable QoS on both sides")
+                     "larger segments (the path `fusion_node --dds-profile` prints) or reliable QoS on both sides")
         self.node.get_logger().warning(
             f"{subscription.topic_name} has {publishers} publisher(s) (offering "
             f"{', '.join(sorted(offered)) or 'unknown'}) but nothing arrived in {waited:.1f} s. {cause}")
@@ -134,7 +138,15 @@ class HealthMonitor:
         if idle_since is None:
             return items, None
         return items, (f"idle for {time.monotonic() - idle_since:.1f} s: nobody subscribes to "
-                       f"{', '.join(self.output_topics)}; conversion and inference skipped")
+                       f"{', '.join(self.outputs.topic_names)}; conversion and inference skipped")
+
+    def _connections(self) -> list[tuple[str, str]]:
+        """Matched publishers of each input and subscribers of each output: who this node can hear and reach
+        (a camera or recorder is only counted once discovery matched it in this direction)."""
+        items = [(f"matched publishers: {camera.label}", str(self.subscriptions[camera].get_publisher_count()))
+                 for camera in Camera]
+        return items + [(f"matched subscribers: {topic}", str(count))
+                        for topic, count in self.outputs.subscriber_counts().items()]
 
     def publish_diagnostics(self) -> None:
         params = self.params()
@@ -144,10 +156,12 @@ class HealthMonitor:
         alignment_items, misaligned = self._alignment(params)
         idle_items, idle = self._idle(params)
         level, message = assess_health(self.stats, stale, silent, self.model, self.starved(), misaligned, idle)
-        repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames()))]
+        repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames())),
+                   ("backend fallback", self.backend_fallback)]
         extra = [item for source in self.extra for item in source()]
         values = self.stats.key_values(self.intake.unpaired,
-                                       alignment_items + self._time_offset() + repeats + idle_items + extra)
+                                       alignment_items + self._time_offset() + repeats + idle_items
+                                       + self._connections() + extra)
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         # The fully qualified name (namespace included): two instances must not share a status name
