@@ -3,6 +3,8 @@
     ros2 launch sage_ros fusion.launch.py thermal_topic:=/boson/image_raw rgb_topic:=/camera/color/image_raw
     ros2 launch sage_ros fusion.launch.py namespace:=front model_file_path:=/models/student.onnx rviz:=true
     ros2 launch sage_ros fusion.launch.py managed:=true autostart:=false   # a lifecycle manager drives it
+    ros2 launch sage_ros fusion.launch.py rig_file:=rig.yaml use_depth:=true \
+        depth_topic:=/camera/camera/aligned_depth_to_color/image_raw      # a thermal + RGB-D rig
 
 Each user-facing setting is a launch argument (``ros2 launch sage_ros fusion.launch.py --show-args``):
 the topics, namespace, rviz and log level here, and the node parameters marked ``launch=True`` in
@@ -13,6 +15,7 @@ packaged config/fusion.yaml).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 
@@ -34,6 +37,8 @@ ARGUMENTS = [
     ("thermal_topic", "thermal/image", "thermal image topic (its camera_info is the sibling topic)"),
     ("rgb_topic", "rgb/image", "RGB image topic (its camera_info is the sibling topic)"),
     ("fused_topic", "fused/image", "fused output image topic (fused camera_info is the sibling topic)"),
+    ("depth_topic", "rgb/depth", "with use_depth: the depth image registered to the rgb camera, e.g. "
+                                 "/camera/camera/aligned_depth_to_color/image_raw (its camera_info is the sibling)"),
     *[(name, "", f"{description} (empty: the value in params_file)") for name, description, _ in launch_parameters()],
     ("managed", "false", "run the managed (lifecycle) node, managed_fusion_node, instead of fusion_node"),
     ("autostart", "true", "with managed:=true, configure and activate it at launch (false: leave the transitions "
@@ -50,6 +55,8 @@ def _typed(text: str, kind: type):
     """A launch argument's text as the parameter's type (``bool("false")`` would be True)."""
     if kind is bool:
         return text.strip().lower() in ("true", "1", "yes")
+    if kind is float and text.strip().lower() in (".inf", "inf"):  # YAML's infinity, or Python's
+        return math.inf
     return kind(text)
 
 
@@ -74,7 +81,7 @@ def _launch_setup(context, *args, **kwargs):
     # One remap per base topic: the node derives <topic>/compressed and the sibling camera_info from the
     # resolved base, as image_transport does.
     remappings = [("thermal/image", value["thermal_topic"]), ("rgb/image", value["rgb_topic"]),
-                  ("fused/image", value["fused_topic"])]
+                  ("fused/image", value["fused_topic"]), ("rgb/depth", value["depth_topic"])]
     logger = _logger_name(value["namespace"], NODE_NAME)
     node = dict(package="sage_ros", name=NODE_NAME, namespace=value["namespace"],
                 parameters=[params_file, overrides], remappings=remappings, output="screen", emulate_tty=True,

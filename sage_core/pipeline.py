@@ -21,6 +21,7 @@ import numpy as np
 from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
 from sage_core.color import gray_to_uint8
+from sage_core.errors import FusionInputError
 from sage_core.fuser import Fuser
 from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
@@ -81,15 +82,25 @@ class FramePipeline:
         with self._lock:
             return self.normalizer(raw)
 
-    def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False) -> np.ndarray:
-        """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``)."""
-        thermal, rgb = self.aligner(self.thermal_unit(thermal_raw), rgb_bgr)
+    def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False, depth: np.ndarray | None = None,
+             aligner: Aligner | None = None) -> np.ndarray:
+        """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``).
+        ``aligner``: instead of the pipeline's (a rig's, for the current intrinsics and distance); ``depth``: the
+        visible image's depth, registering thermal per pixel (a ``RigAligner`` only)."""
+        aligner = aligner or self.aligner
+        if depth is None:
+            thermal, rgb = aligner(self.thermal_unit(thermal_raw), rgb_bgr)
+        elif hasattr(aligner, "align_depth"):
+            thermal, rgb = aligner.align_depth(self.thermal_unit(thermal_raw), rgb_bgr, depth)
+        else:
+            raise FusionInputError("a depth image registers thermal per pixel only with a rig (its extrinsics)")
         smooth = self._smooth if self.smoother.enabled else None
         return self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
 
-    def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int]) -> np.ndarray:
+    def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int],
+                    aligner: Aligner | None = None) -> np.ndarray:
         """One camera's image alone on the output grid (its partner is missing), as uint8."""
         if camera is Camera.THERMAL:
             image = self.thermal_unit(image)
-        image = self.aligner.align_one(image, camera, other_size)
+        image = (aligner or self.aligner).align_one(image, camera, other_size)
         return image if image.dtype == np.uint8 else gray_to_uint8(image)

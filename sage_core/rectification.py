@@ -88,6 +88,7 @@ class Rectifier:
         build = cv2.fisheye.initUndistortRectifyMap if lens.is_fisheye else cv2.initUndistortRectifyMap
         self._map1, self._map2 = build(lens.camera_matrix, lens.coefficients, self.rotation, self.new_camera_matrix,
                                        lens.image_size, cv2.CV_16SC2)
+        self._rounded: np.ndarray | None = None  # the maps rounded, for nearest-pixel remaps
         #: Milliseconds the maps took to build (once per camera_info).
         self.build_ms = (time.perf_counter() - started) * 1e3
 
@@ -96,8 +97,9 @@ class Rectifier:
         """(w, h) of the images this rectifier takes and returns."""
         return self.lens.image_size
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """The rectified image: same size, same pixel type and channels (mono8, mono16, float32, bgr8, ...)."""
+    def __call__(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """The rectified image: same size, same pixel type and channels (mono8, mono16, float32, bgr8, ...).
+        ``nearest``: each pixel takes its nearest source pixel, never a blend (a depth image's edges)."""
         h, w = image.shape[:2]
         if (w, h) != self.image_size:
             lens = self.lens
@@ -107,9 +109,22 @@ class Rectifier:
                 f"{lens.source or 'camera_info'}: image is {w}x{h} but the camera_info describes "
                 f"{self.image_size[0]}x{self.image_size[1]}{binned}; rectification needs images of the calibrated "
                 "size (publish a camera_info for this resolution, or do not resize before rectifying)")
-        out = cv2.remap(image, self._map1, self._map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=0)
+        if nearest:
+            out = cv2.remap(image, self._nearest_map(), None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0)
+        else:
+            out = cv2.remap(image, self._map1, self._map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0)
         return out.reshape(image.shape) if out.ndim != image.ndim else out  # OpenCV drops a trailing 1-channel axis
+
+    def _nearest_map(self) -> np.ndarray:
+        """The maps rounded to whole pixels (built on first use): OpenCV's nearest remap of fixed-point maps takes
+        their integer part (the floor), and passing the fraction table with it gives wrong pixels."""
+        if self._rounded is None:
+            fractions = self._map2.astype(np.int32)  # 5 bits of y, then 5 bits of x (INTER_TAB_SIZE 32)
+            up = np.stack([(fractions & 31) >= 16, (fractions >> 5) >= 16], axis=-1)
+            self._rounded = (self._map1 + up).astype(np.int16)
+        return self._rounded
 
     def rectified_model(self) -> LensModel:
         """The camera model of the rectified images: plumb_bob, d = 0, K = K', R = I, P = [K' | P's Tx, Ty or 0]."""
@@ -120,7 +135,7 @@ class Rectifier:
                          k=self.new_camera_matrix.ravel(), r=np.eye(3).ravel(), p=p.ravel(), source=source)
 
 
-def _lens_key(info) -> tuple:
+def lens_key(info) -> tuple:
     """The lens fields of a CameraInfo as one comparable tuple: cheap (no validation, no copies to float)."""
     return (info.width, info.height, info.distortion_model, tuple(info.d), tuple(info.k), tuple(info.r),
             tuple(info.p), getattr(info, "binning_x", 0), getattr(info, "binning_y", 0))
@@ -146,7 +161,7 @@ class RectifierCache:
 
     def get(self, info) -> Rectifier | None:
         """The Rectifier for this camera_info, or None when its images need no rectification."""
-        key = _lens_key(info)
+        key = lens_key(info)
         with self._lock:
             if key != self._key:
                 self._key, self._rectifier, self._error = key, None, None

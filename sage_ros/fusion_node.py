@@ -5,6 +5,7 @@ Topics (relative, remappable)::
     in:  thermal/image, rgb/image            sensor_msgs/Image (transport raw, the default)
          thermal/image/compressed, rgb/image/compressed   sensor_msgs/CompressedImage (transport compressed)
          thermal/camera_info, rgb/camera_info (optional) sensor_msgs/CameraInfo
+         rgb/depth, rgb/camera_info beside it (use_depth) a depth image registered to rgb (node/depth_input.py)
     out: fused/image, fused/camera_info      (stamp and frame_id of the reference camera)
          fused/image/compressed              JPEG, encoded only while somebody subscribes
          /diagnostics                        diagnostic_msgs/DiagnosticArray
@@ -49,6 +50,7 @@ from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
 from sage_ros.dds_profile import FASTDDS_PROFILE
 from sage_ros.node.demand import Demand
+from sage_ros.node.depth_input import DepthInput
 from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
@@ -63,6 +65,7 @@ from sage_ros.stream.intake import FrameIntake
 from sage_ros.stream.lenses import CameraLenses
 from sage_ros.stream.memory import keep_freed_memory
 from sage_ros.stream.pairing import Stamped
+from sage_ros.stream.rig_registration import RigRegistration
 from sage_ros.stream.stats import FusionStats
 from sage_ros.stream.time_offset import OffsetWatch
 from sage_ros.stream.worker import InferenceWorker
@@ -88,6 +91,7 @@ class FusionNode(Node):
         self.stats: FusionStats | None = None
         self.outputs: FusedOutputs | None = None
         self.diagnostics_pub = None
+        self.rig: RigRegistration | None = None  # a rig's geometry registers the cameras (rig_file, rig_translation)
         # load_model: the pipeline, and how many frames it fuses at once
         self.pipeline: FramePipeline | None = None
         self.workers = 1
@@ -100,6 +104,7 @@ class FusionNode(Node):
         self.alignment_watch: AlignmentWatch | None = None
         self.offset_watch: OffsetWatch | None = None
         self.health: HealthMonitor | None = None
+        self.depth_input: DepthInput | None = None  # use_depth: the rgb frames' depth images
         self._timers = []
         try:
             declare_parameters(self, lock_read_only=self.LOCKS_READ_ONLY)
@@ -118,6 +123,7 @@ class FusionNode(Node):
         """Read and validate the parameters, create the publishers and load the model (the slow part: an engine
         build); ParameterError says what is wrong."""
         p = read_parameters(self)
+        self.rig = RigRegistration.from_params(p)  # reads the rig file: a ParameterError says what is wrong
         self.params = p
         if p.engine_file_path:
             self.get_logger().warning(f"parameter engine_file_path is deprecated: engines are cached one per key in "
@@ -155,9 +161,12 @@ class FusionNode(Node):
         keep_freed_memory()  # every frame allocates and frees full-frame buffers: keep them mapped
         self.worker = InferenceWorker(self._process, lambda: self.stats.count("dropped_pairs"), self.workers)
         self.worker.start()
-        self.alignment_watch = AlignmentWatch(p.alignment_check_period, p.alignment_warn_px,
+        # With a rig, one homography's residual says nothing about a scene at many depths: no check.
+        self.alignment_watch = AlignmentWatch(0.0 if self.rig else p.alignment_check_period, p.alignment_warn_px,
                                               np.reshape(p.homography_matrix, (3, 3)) if p.homography_matrix else None,
                                               p.auto_align, p.auto_align_checks, self._on_homography_update)
+        if self.rig:
+            self.alignment_watch.status.reason = "off: the rig's geometry registers the cameras"
         self.alignment_watch.start()
         self.demand = Demand(self.outputs.wanted, lambda: self.params.lazy, self.get_logger().info)
         is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
@@ -167,6 +176,8 @@ class FusionNode(Node):
         self.offset_watch = OffsetWatch(self.intake.time_offset)
         self.offset_watch.start()
         self.lenses = CameraLenses(p.rectify, self.stats.bad.report)
+        if self.rig:
+            self.rig.offer_file_lenses(self.lenses)
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
                                   self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
@@ -179,7 +190,11 @@ class FusionNode(Node):
         self._timers = [self.create_timer(p.diagnostics_period, self.health.publish_diagnostics, clock=steady),
                         self.create_timer(0.25, self.health.watchdog, clock=steady),
                         # A pair whose deadline passes with no further frame (a dropped one) goes out here.
-                        self.create_timer(PAIR_DEADLINE_POLL_S, lambda: self.intake.poll(self._now_ns()), clock=steady)]
+                        self.create_timer(PAIR_DEADLINE_POLL_S, self._poll_pairs, clock=steady)]
+        if p.use_depth:
+            self.depth_input = DepthInput(self, p, self.worker.submit, self.lenses, self.intake, self.stats,
+                                          self.demand.wanted, self._now_ns)
+            self.health.extra.append(self.depth_input.diagnostics)
         topics = {camera: self.inputs.subscriptions[camera].topic_name for camera in Camera}
         self.get_logger().info(
             f"fusing {topics[Camera.THERMAL]} ({p.thermal_transport}) + {topics[Camera.RGB]} ({p.rgb_transport}) "
@@ -187,11 +202,20 @@ class FusionNode(Node):
             f"input QoS {p.qos_reliability}, "
             f"slop {p.slop} s, reference camera {p.reference_camera}")
 
+    def _poll_pairs(self) -> None:
+        """A pair whose deadline passed goes out; so does one whose depth did not come in time."""
+        self.intake.poll(self._now_ns())
+        if self.depth_input is not None:
+            self.depth_input.matcher.poll(self._now_ns())
+
     def deactivate(self) -> None:
         """Unsubscribe and stop the threads and timers; the model stays loaded."""
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
+        if self.depth_input is not None:
+            self.depth_input.close()
+            self.depth_input = None
         if self.inputs is not None:
             self.inputs.close()
         if self.worker is not None:  # after the inputs: nothing submits any more; the job in hand finishes
@@ -239,6 +263,10 @@ class FusionNode(Node):
                 self.pipeline.reconfigure_smoothing(new.smoothing_config())
             if self.intake is not None:
                 self.intake.reconfigure(new)
+            if self.rig is not None:
+                self.rig.reconfigure(new)
+            if self.depth_input is not None:
+                self.depth_input.matcher.configure(new.slop, new.queue_size, new.stale_timeout)
             if self.alignment_watch is not None:
                 self.alignment_watch.warn_px = new.alignment_warn_px
         except Exception as exc:  # noqa: BLE001 - a parameter callback must answer, not raise
@@ -262,7 +290,11 @@ class FusionNode(Node):
         arrivals = [s.arrival_ns for s in (thermal, rgb) if s.arrival_ns is not None]
         if arrivals:  # how long the pair's later message waited until the pair was proven best
             self.stats.record(pair_wait_ms=(self._now_ns() - max(arrivals)) / 1e6)
-        self.worker.submit(Job.pair(thermal.item, rgb.item))
+        job = Job.pair(thermal.item, rgb.item)
+        if self.depth_input is not None:  # the pair waits for its rgb frame's depth (or its time runs out)
+            self.depth_input.matcher.add_pair(job, rgb.stamp_ns, self._now_ns())
+        else:
+            self.worker.submit(job)
 
     # ----- inference and output (worker threads) ------------------------------------------------
 
@@ -270,7 +302,7 @@ class FusionNode(Node):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
         p = self.params
         try:
-            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses)
+            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses, self.rig)
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
             self.stats.failed("pair", exc)
             return None

@@ -22,11 +22,14 @@ from sage_core import inference_settings
 from sage_core.cameras import Camera
 from sage_core.errors import ConfigError
 from sage_core.thermal import METHODS
+from sage_ros.rig_parameters import check_rig_rules
 
 if TYPE_CHECKING:  # the library's configs load on first use: the launch file reads this table without them
     from sage_core.alignment import AlignmentConfig
     from sage_core.fusion_smoothing import SmoothingConfig
     from sage_core.options import InferenceOptions
+    from sage_core.rig import RigExtrinsics
+    from sage_core.rig_alignment import DepthSettings
     from sage_core.thermal import ThermalNormalizerConfig
 
 
@@ -96,6 +99,35 @@ class FusionParams:
         [0.0], "3x3 row-major homography mapping thermal pixels to rgb pixels (rigid rig, calibrated once); "
         "[0.0]: the cameras are co-registered and only resized", read_only=True)
     crop_to_valid: bool = param(True, "crop the output to the area both cameras see", read_only=True)
+    rig_file: str = param(
+        "", "rig file (YAML): the thermal optical frame's pose in the rgb optical frame (translation in metres, "
+        "quaternion x, y, z, w) or camera_calibration's stereo camera_info files, and optionally camera_info files "
+        "for cameras that publish none; the cameras are then registered by the rig's geometry at "
+        "registration_distance (per pixel with use_depth); '': no rig", read_only=True, launch=True)
+    rig_translation: list = param(
+        [0.0], "the rig without a file: the thermal camera's optical centre in the rgb camera's optical frame "
+        "(metres; x right, y down, z forward), as tf2_echo <rgb optical frame> <thermal optical frame> prints it; "
+        "[0.0]: no rig", read_only=True)
+    rig_rotation: list = param(
+        [0.0, 0.0, 0.0, 1.0], "with rig_translation: the thermal optical frame's orientation in the rgb optical "
+        "frame, a unit quaternion x, y, z, w", read_only=True)
+    registration_distance: float = param(
+        math.inf, "with a rig: metres to the plane, square to the rgb camera's axis, at which thermal is registered "
+        "(content nearer or farther is off by f * baseline * |1/Z - 1/distance| px); .inf: the far plane, as a "
+        "homography calibrated on far content; with use_depth, the distance of pixels without depth",
+        low=0.1, high=math.inf, launch=True)
+    use_depth: bool = param(
+        False, "subscribe to rgb/depth, a depth image registered to the rgb camera (16UC1 millimetres or 32FC1 "
+        "metres, as RealSense's aligned_depth_to_color), paired with each rgb frame within slop: every rgb pixel "
+        "with a depth takes the thermal value of its own 3-D point, and thermal hidden by a nearer surface is left "
+        "out (needs a rig and reference_camera rgb)", read_only=True, launch=True)
+    depth_transport: str = param("raw", "depth input: raw (rgb/depth), compressedDepth (rgb/depth/compressedDepth) "
+                                 "or compressed (rgb/depth/compressed, 16-bit PNG)", read_only=True,
+                                 choices=INPUT_TRANSPORTS, launch=True)
+    depth_fill_holes: int = param(
+        4, "holes in the depth image within this many pixels of a depth take the farthest depth around them (the "
+        "band beside near objects that an RGB-D camera's second view cannot see, speckles); the others take "
+        "registration_distance; 0: none filled", low=0, high=64)
     rectify: bool = param(
         True, "undistort each camera's images by its camera_info (plumb_bob, rational_polynomial, equidistant) "
         "before alignment, as sage-calibrate --thermal-info/--rgb-info calibrates; fused/camera_info then "
@@ -206,6 +238,24 @@ class FusionParams:
         return AlignmentConfig(self.reference_camera, self.output_width, self.output_height, self.homography_matrix,
                                self.crop_to_valid)
 
+    @property
+    def has_rig(self) -> bool:
+        """Whether the rig's geometry registers the cameras (a rig file or rig_translation)."""
+        return bool(self.rig_file) or [float(v) for v in self.rig_translation] != [0.0]
+
+    def rig_extrinsics(self) -> RigExtrinsics | None:
+        """The extrinsics of rig_translation and rig_rotation, or None when not given (a rig file has its own)."""
+        if [float(v) for v in self.rig_translation] == [0.0]:
+            return None
+        from sage_core.rig import RigExtrinsics
+
+        return RigExtrinsics.from_quaternion(self.rig_translation, self.rig_rotation, "parameters rig_translation, "
+                                             "rig_rotation")
+
+    def depth_settings(self) -> DepthSettings:
+        from sage_core.rig_alignment import DepthSettings
+        return DepthSettings(fill_holes_px=self.depth_fill_holes)
+
     def inference_options(self) -> InferenceOptions:
         from sage_core.options import InferenceOptions
 
@@ -258,7 +308,7 @@ def coerce(name: str, value: Any) -> Any:
         return value
     if type(value) is not kind:
         raise ParameterError(f"{expected}, got {value!r} ({type(value).__name__})")
-    if kind is float and not math.isfinite(value):
+    if kind is float and not math.isfinite(value) and not (value == math.inf and meta["high"] == math.inf):
         raise ParameterError(f"{expected} (finite), got {value}")
     if meta["choices"] and value not in meta["choices"]:
         raise ParameterError(f"parameter {name}: {value!r} is not one of {', '.join(meta['choices'])}")
@@ -277,6 +327,10 @@ def check_rules(params: FusionParams) -> None:
     if len(params.homography_matrix) not in (0, 9):
         raise ParameterError(f"parameter homography: expected 9 numbers (3x3 row-major) or [0.0], "
                              f"got {len(params.homography)} values")
+    try:
+        check_rig_rules(params)
+    except ConfigError as exc:
+        raise ParameterError(str(exc)) from None
     for names, config in ((_THERMAL_NAMES, params.thermal_config()), (_ALIGNMENT_NAMES, params.alignment_config()),
                           (_SMOOTHING_NAMES, params.smoothing_config())):
         try:
@@ -304,6 +358,8 @@ def launch_parameters() -> list[tuple[str, str, type]]:
 
 
 def _yaml_value(value: Any) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"  # YAML's infinity; "inf" would be read as text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

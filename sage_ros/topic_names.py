@@ -10,6 +10,8 @@ FUSED_IMAGE = "fused/image"
 FUSED_COMPRESSED = "fused/image/compressed"
 FUSED_CAMERA_INFO = "fused/camera_info"
 DIAGNOSTICS = "/diagnostics"
+#: The optional depth image registered to the rgb camera (use_depth); its camera_info is the sibling, as for images.
+DEPTH_IMAGE = "rgb/depth"
 
 
 def image_topic(camera_label: str) -> str:

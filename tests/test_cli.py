@@ -157,3 +157,61 @@ def test_bad_thermal_settings_are_one_line(folders, tmp_path, capsys):
     assert main(["--ir", str(folders[0]), "--vis", str(folders[1]), "--out", str(tmp_path / "o"),
                  "--thermal-low-percentile", "90", "--thermal-high-percentile", "10"]) == 2
     assert "percentiles" in _one_error_line(capsys)
+
+
+@pytest.fixture()
+def rig_files(tmp_path: Path) -> Path:
+    """A rendered rig's thermal, visible and depth files, its camera_info files and rig file."""
+    from sage_core.camera_info_file import camera_info_yaml
+    from sage_core.lens import LensModel
+    from tests.rig_helpers import BASELINE, near_person
+
+    frames = near_person()
+    for folder, image in (("ir", frames.thermal), ("vis", frames.rgb), ("depth", frames.depth)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "f0.png"), image)
+    for camera in ("thermal", "rgb"):
+        info = frames.camera_info(camera)
+        lens = LensModel(info["width"], info["height"], "plumb_bob", info["d"], info["k"], info["r"], info["p"])
+        (tmp_path / f"{camera}.yaml").write_text(camera_info_yaml(lens, camera))
+    (tmp_path / "rig.yaml").write_text(f"translation: [{BASELINE}, 0, 0]\nrotation: [0, 0, 0, 1]\n"
+                                       "thermal_camera_info: thermal.yaml\nrgb_camera_info: rgb.yaml\n")
+    return tmp_path
+
+
+def test_a_rig_is_registered_by_its_geometry_and_per_pixel_by_depth_files(rig_files):
+    from sage_core.cli.fuse import build_parser, thermal_config
+    from sage_core.cli.fuse_rig import RigFiles
+    from sage_core.fuser import Fuser
+    from sage_core.image_files import pair_images
+    from sage_core.options import InferenceOptions
+    from sage_core.pipeline import FramePipeline
+    from sage_core.thermal import ThermalNormalizer
+
+    flags = ["--ir", str(rig_files / "ir"), "--vis", str(rig_files / "vis"), "--rig", str(rig_files / "rig.yaml"),
+             "--device", "cpu", "--backend", "torch", "--quiet"]
+    assert main([*flags, "--out", str(rig_files / "far")]) == 0
+    assert main([*flags, "--depth", str(rig_files / "depth"), "--out", str(rig_files / "depth_out")]) == 0
+    args = build_parser().parse_args([*flags, "--depth", str(rig_files / "depth"), "--out", "unused"])
+    rig = RigFiles(args)
+    pipeline = FramePipeline(Fuser.from_options(InferenceOptions(device="cpu", backend="torch")),
+                             ThermalNormalizer(thermal_config(args)))
+    (pair,) = pair_images(args.ir, args.vis)
+    thermal, visible, depth = rig.read(pair)
+    expected = pipeline.fuse(thermal, visible, depth=depth, aligner=rig.aligner)
+    written = cv2.imread(str(rig_files / "depth_out" / "f0.png"))
+    assert np.array_equal(written, expected)
+    assert np.abs(written.astype(int) - cv2.imread(str(rig_files / "far" / "f0.png")).astype(int)).mean() > 1.0
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--depth", "somewhere"], "--depth and --registration-distance need --rig"),
+    (["--rig", "RIG_NO_INFO"], "image files carry no intrinsics: the rig file must name thermal_camera_info and "
+                               "rgb_camera_info"),
+])
+def test_rig_flags_without_what_they_need_are_one_line(rig_files, capsys, extra, expected):
+    (rig_files / "bare.yaml").write_text("translation: [0.05, 0, 0]\nrotation: [0, 0, 0, 1]\n")
+    extra = [str(rig_files / "bare.yaml") if value == "RIG_NO_INFO" else value for value in extra]
+    assert main(["--ir", str(rig_files / "ir"), "--vis", str(rig_files / "vis"), "--out", str(rig_files / "out"),
+                 "--device", "cpu", "--quiet", *extra]) == 2
+    assert expected in _one_error_line(capsys)

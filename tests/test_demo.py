@@ -93,3 +93,17 @@ def test_demo_plays_a_real_clip_through_the_node_in_order(tmp_path):
     scores = stability.summary()
     assert set(scores) == {"visible", "thermal", "fused"} and scores["fused"]["pairs"] == len(fused) - 1
     assert all(np.isfinite(s["warping_error"]) and s["warping_error"] > 0 for s in scores.values())
+
+
+def test_demo_renders_a_rig_with_a_baseline_and_the_node_registers_it_by_depth(tmp_path):
+    from tests.bag_helpers import read_bag
+
+    out = tmp_path / "rig"
+    assert main(["--baseline", "0.05", "--depth", "--frames", "4", "--rate", "4", "--size", "160x120",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    node = summary["node_diagnostics"]
+    assert summary["received"] >= 1 and node["bad messages"] == "0" and node["inference failures"] == "0"
+    assert int(node["pairs fused with depth"]) >= 1  # the first pair may beat the first depth image to the node
+    topics = {m.topic for m in read_bag(out / "fused.mcap")}
+    assert {"/sage_demo/rgb/depth", "/sage_demo/rgb/camera_info", "/sage_demo/thermal/camera_info"} <= topics

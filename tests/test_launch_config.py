@@ -108,7 +108,7 @@ def test_launch_setup_passes_parameters_remaps_and_rviz(monkeypatch, tmp_path):
     assert overrides == {"slop": 0.1, "model_file_path": "/m/a.onnx", "use_sim_time": False}
     # one remap per base topic: the node derives <base>/compressed and camera_info from the resolved base
     assert kwargs["remappings"] == [("thermal/image", "/boson/image_raw"), ("rgb/image", "rgb/image"),
-                                    ("fused/image", "fused/image")]
+                                    ("fused/image", "fused/image"), ("rgb/depth", "rgb/depth")]
     assert kwargs["arguments"] == ["--ros-args", "--log-level", "front.sage_fusion:=info"]
     view = Path(rviz.kwargs["arguments"][1]).read_text()
     assert "Value: /boson/image_raw\n" in view and "Value: /front/rgb/image\n" in view

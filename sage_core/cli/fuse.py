@@ -1,12 +1,15 @@
 """``sage-fuse``: fuse thermal + visible image files (or folders paired by stem) into colour images.
 
     sage-fuse --ir DIR_OR_FILE --vis DIR_OR_FILE --out DIR [--weights PATH] [--device cpu|cuda] [--mosaic]
+              [--rig RIG.yaml [--registration-distance M] [--depth DIR_OR_FILE]]
 
 Writes ``OUT/<stem>.png`` per pair (and ``OUT/mosaic/<stem>.png``, thermal |
 visible | fused, with ``--mosaic``). 16-bit and float thermal files (raw counts,
 temperatures) go through the node's thermal normalisation, with the same settings
 under the same names (``--thermal-normalization`` ...); each file is normalised on
-its own (no smoothing over files). Every file is written under a temporary name
+its own (no smoothing over files). A rig with a baseline (``--rig``: extrinsics and both cameras'
+camera_info files) is registered by its geometry at ``--registration-distance``, or per pixel by
+``--depth`` images (``fuse_rig.py``). Every file is written under a temporary name
 and renamed when complete. Bad input ends the run with one line naming the file
 and what was expected, and exit status 2.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sage_core.cli.common import add_inference_arguments, inference_options, run_command
+from sage_core.cli.fuse_rig import RigFiles, add_rig_arguments
 from sage_core.errors import FusionInputError, SageError
 from sage_core.fuser import Fuser
 from sage_core.image_files import pair_images, read_pair, write_image_atomic
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--thermal-high-percentile", type=float, default=defaults.high_percentile)
     group.add_argument("--thermal-fixed-min", type=float, default=defaults.fixed_min)
     group.add_argument("--thermal-fixed-max", type=float, default=defaults.fixed_max)
+    add_rig_arguments(parser)
     return parser
 
 
@@ -76,11 +81,16 @@ def _prepare_out(out: Path, with_mosaic: bool) -> None:
         raise SageError(f"{out}: cannot write to the output folder: {exc.strerror}") from None
 
 
-def _fuse_one(pipeline: FramePipeline, pair) -> tuple:
+def _fuse_one(pipeline: FramePipeline, pair, rig: RigFiles | None = None) -> tuple:
     """(thermal, visible, fused) of one pair; errors name the files."""
-    ir, vis = read_pair(pair)
+    if rig is None:
+        ir, vis = read_pair(pair)
+        depth, aligner = None, None
+    else:
+        ir, vis, depth = rig.read(pair)
+        aligner = rig.aligner
     try:
-        return ir, vis, pipeline.fuse(ir, vis)
+        return ir, vis, pipeline.fuse(ir, vis, depth=depth, aligner=aligner)
     except FusionInputError as exc:
         raise FusionInputError(f"{pair.ir} + {pair.vis}: {exc}") from None
 
@@ -95,13 +105,14 @@ def _write(path: Path, image) -> None:
 def run(args: argparse.Namespace) -> int:
     pairs = pair_images(args.ir, args.vis)
     config = thermal_config(args)
+    rig = RigFiles.from_args(args)
     _prepare_out(args.out, args.mosaic)
     fuser = Fuser.from_options(inference_options(args))
     pipeline = FramePipeline(fuser, ThermalNormalizer(config))
     seconds = 0.0
     for pair in tqdm(pairs, desc=f"fusing ({fuser.name}, {fuser.device})", unit="pair", disable=args.quiet):
         started = time.perf_counter()
-        ir, vis, fused = _fuse_one(pipeline, pair)
+        ir, vis, fused = _fuse_one(pipeline, pair, rig)
         seconds += time.perf_counter() - started
         _write(args.out / f"{pair.stem}.png", fused)
         if args.mosaic:

@@ -2,14 +2,18 @@
 
     sage-fuse --bag IN --out OUT [--thermal-topic T] [--rgb-topic R] [--params FILE.yaml]
               [--storage mcap|sqlite3] [--no-copy] [--overwrite] [--model-file-path M ...]
+              [--rig RIG.yaml] [--registration-distance M] [--depth | --depth-topic D]
 
 Bag mode reads a rosbag2 bag (folder, or a bare .mcap / .db3 file; MCAP or SQLite3 storage; raw or
 compressed image topics), pairs and fuses the two cameras exactly as the fusion node would with the
 same parameters (``--params``: the node's parameter YAML), and writes a new bag (MCAP unless told
 otherwise; a name ending in .mcap or .db3 gives a single file) with the fused stream on
 ``/fused/image`` and, unless ``--no-copy``, every input topic as it was. The output appears only when
-complete. Bad input (an unreadable or truncated bag, a missing topic, a wrong type, an existing
-output) ends with one line and exit status 2; bad messages inside the bag are counted and reported.
+complete. A rig with a baseline (``--rig``, or the parameters file's ``rig_*``) is registered by its
+geometry at ``--registration-distance``, or per pixel by the bag's depth image registered to the rgb camera
+(``--depth``: the topic whose name says depth and aligned; ``--depth-topic``). Bad input (an unreadable or
+truncated bag, a missing topic, a wrong type, an existing output) ends with one line and exit status 2; bad
+messages inside the bag are counted and reported.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-offset", type=_time_offset, metavar="auto|SECONDS",
                         help="the thermal camera's stamps are this late against the RGB camera's (subtracted before "
                         "pairing), or auto: estimated from the images and followed (the node's auto_time_offset)")
+    parser.add_argument("--rig", metavar="RIG.yaml", help="rig file: the thermal camera's pose in the rgb camera's "
+                        "optical frame (the node's rig_file)")
+    parser.add_argument("--registration-distance", type=_distance, metavar="M", help="with a rig: metres to the "
+                        "plane thermal is registered at, or inf (the node's registration_distance)")
+    parser.add_argument("--depth", action="store_true", help="register per pixel by the bag's depth image registered "
+                        "to the rgb camera (the node's use_depth; the topic whose name says depth and aligned)")
+    parser.add_argument("--depth-topic", help="the depth image topic (implies --depth)")
     # Defaults None: a flag not given leaves the parameters file (or the node's default) in force.
     inference_settings.add_arguments(parser, unset_defaults=True)
     return parser
@@ -57,16 +68,40 @@ def _time_offset(text: str) -> dict[str, object]:
         raise argparse.ArgumentTypeError(f"expected auto or a number of seconds such as -0.033, got {text!r}") from None
 
 
+def _distance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected metres such as 3.5, or inf, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a distance > 0 (metres) or inf, got {text}")
+    return value
+
+
+def _rig_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The rig flags given, as the node's parameters."""
+    overrides: dict[str, object] = {}
+    if args.rig:
+        overrides["rig_file"] = args.rig
+    if args.registration_distance is not None:
+        overrides["registration_distance"] = args.registration_distance
+    if args.depth or args.depth_topic:
+        overrides["use_depth"] = True
+    return overrides
+
+
 def _run(args: argparse.Namespace) -> int:
     from sage_ros.bags.fuse_bag import fuse_bag, report  # rosbags loads only in bag mode
     from sage_ros.bags.params_file import load_params
 
-    params, ignored = load_params(args.params, {**inference_settings.given(args), **(args.time_offset or {})})
+    params, ignored = load_params(args.params, {**inference_settings.given(args), **(args.time_offset or {}),
+                                                **_rig_overrides(args)})
     if ignored:
         print(f"sage-fuse: {args.params}: ignoring parameters the fusion node does not declare: "
               f"{', '.join(ignored)}", file=sys.stderr)
     result = fuse_bag(args.bag, args.out, params, thermal_topic=args.thermal_topic, rgb_topic=args.rgb_topic,
-                      storage=args.storage, copy=not args.no_copy, overwrite=args.overwrite, progress=not args.quiet)
+                      storage=args.storage, copy=not args.no_copy, overwrite=args.overwrite, progress=not args.quiet,
+                      depth_topic=args.depth_topic)
     print(report(result))
     if result.published == 0:
         print(f"sage-fuse: error: nothing fused from {args.bag} (see the counts above); {args.out} holds the "

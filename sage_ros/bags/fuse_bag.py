@@ -31,7 +31,7 @@ from sage_ros.bags.messages import (
 )
 from sage_ros.bags.offline import OfflineFusion
 from sage_ros.bags.storage import InputBag, OutputBag
-from sage_ros.bags.topics import ImageTopic, TopicError, choose_topics
+from sage_ros.bags.topics import ImageTopic, TopicError, choose_depth_topic, choose_topics
 from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
 from sage_ros.parameters import FusionParams
@@ -48,6 +48,7 @@ class BagFusionResult:
     output: Path
     topics: dict[Camera, ImageTopic]
     model: str
+    depth_topic: ImageTopic | None = None  # use_depth: the depth image registered to the rgb camera
     published: int = 0  # messages on /fused/image (fused pairs and passthrough images)
     camera_infos: int = 0  # messages on /fused/camera_info (fused pairs, when the reference camera has one)
     pairs: int = 0
@@ -62,6 +63,8 @@ class BagFusionResult:
     seconds: float = 0.0  # reading, decoding, fusing and writing: the whole pass over the bag, model loaded
     adopted: list[str] = field(default_factory=list)
     time_offset: str = ""  # the camera time offset applied at the end and the last estimate, for people
+    with_depth: int = 0  # pairs fused with a depth image (use_depth)
+    without_depth: int = 0
 
 
 def _choose(source: InputBag, thermal_topic: str | None, rgb_topic: str | None) -> dict[Camera, ImageTopic]:
@@ -122,19 +125,23 @@ class FusedStream:
 def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params: FusionParams, *,
              thermal_topic: str | None = None, rgb_topic: str | None = None, storage: str | None = None,
              copy: bool = True, overwrite: bool = False, progress: bool = False,
-             fusion: OfflineFusion | None = None) -> BagFusionResult:
-    """Fuse a bag into a new one; raises SageError subclasses (BagError, TopicError, ParameterError) on bad input."""
+             fusion: OfflineFusion | None = None, depth_topic: str | None = None) -> BagFusionResult:
+    """Fuse a bag into a new one; raises SageError subclasses (BagError, TopicError, ParameterError) on bad input.
+    With ``params.use_depth``, ``depth_topic`` (or the bag's depth image topic) is the rgb frames' depth."""
     with InputBag(source_path) as source:
         topics = _choose(source, thermal_topic, rgb_topic)
+        depth = choose_depth_topic(source.topics, depth_topic) if params.use_depth else None
         out = OutputBag(out_path, storage, overwrite)  # refuses an existing output before the model loads
         fusion = fusion or OfflineFusion(params)
-        result = BagFusionResult(source.path, out.path, topics, fusion.pipeline.fuser.description)
+        result = BagFusionResult(source.path, out.path, topics, fusion.pipeline.fuser.description, depth)
         camera_of = {topic.name: camera for camera, topic in topics.items()}
+        depth_info = camera_info_topic(source, depth) if depth else None
         # Both cameras' camera_info: each rectifies its camera's images; the reference's describes the output.
         info_topics = {camera: name for camera, topic in topics.items()
                        if (name := camera_info_topic(source, topic)) is not None}
         info_of = {name: camera for camera, name in info_topics.items()}
-        wanted = None if copy else set(camera_of) | set(info_of)
+        depth_topics = {depth.name, depth_info} - {None} if depth else set()
+        wanted = None if copy else set(camera_of) | set(info_of) | depth_topics
         with out:
             copies = _copies(source, out, result) if copy else {}
             fused = FusedStream(out, info_topics.get(fusion.pipeline.reference))
@@ -147,6 +154,12 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
                     result.copied += 1
                 if conn.topic in info_of and (info := read_camera_info(raw)) is not None:
                     fusion.offer_info(info_of[conn.topic], info)
+                if depth_info is not None and conn.topic == depth_info and (info := read_camera_info(raw)) is not None:
+                    fusion.offer_depth_info(info)
+                if depth is not None and conn.topic == depth.name:
+                    for image in fusion.offer_depth(log_ns, functools.partial(decode_image, conn.msgtype, raw, log_ns)):
+                        fused.write(image)
+                    continue
                 camera = camera_of.get(conn.topic)
                 if camera is None:
                     continue
@@ -162,6 +175,8 @@ def fuse_bag(source_path: str | os.PathLike, out_path: str | os.PathLike, params
     result.bad, result.first_bad, result.adopted = stats.bad.counts(), stats.bad.first(), fusion.adopted
     result.time_offset = fusion.time_offset_summary()
     result.fuse_seconds = fusion.fuse_seconds
+    if fusion.depth is not None:
+        result.with_depth, result.without_depth = fusion.depth.with_depth, fusion.depth.without_depth
     return result
 
 
@@ -186,4 +201,7 @@ def report(result: BagFusionResult) -> str:
         lines.append(f"sage-fuse: dropped {sum(result.bad.values())} bad messages, as the node would: {kinds}")
     lines += [f"sage-fuse: adopted {change}" for change in result.adopted]
     lines.append(f"sage-fuse: camera time offset {result.time_offset}")
+    if result.depth_topic is not None:
+        lines.append(f"sage-fuse: depth {result.depth_topic.name}: {result.with_depth} pairs registered per pixel, "
+                     f"{result.without_depth} without a depth within slop (at registration_distance)")
     return "\n".join(lines)

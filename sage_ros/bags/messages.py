@@ -43,8 +43,10 @@ def _header(stamp_ns: int, frame_id: str):
     return _Header(stamp=_Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
-def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tuple[str, ...]) -> Decoded:
-    """A serialized Image or CompressedImage -> its array, encoding and header; BadImage when it cannot be."""
+def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tuple[str, ...],
+                 finite: bool = True) -> Decoded:
+    """A serialized Image or CompressedImage -> its array, encoding and header; BadImage when it cannot be.
+    ``finite`` False: a float image may hold NaN (a depth image's "no depth")."""
     try:
         msg = TYPESTORE.deserialize_cdr(raw, msgtype)
     except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on damaged CDR
@@ -52,9 +54,9 @@ def decode_image(msgtype: str, raw: bytes | memoryview, log_ns: int, allowed: tu
                        f"{type(exc).__name__}: {exc}") from None
     header = LoggedHeader(Stamp(msg.header.stamp.sec, msg.header.stamp.nanosec), msg.header.frame_id, log_ns)
     if msgtype == COMPRESSED:
-        array, encoding = decode_compressed(msg.format, msg.data, allowed)
+        array, encoding = decode_compressed(msg.format, msg.data, allowed, finite)
     else:
-        array, encoding = image_to_array(msg, allowed), msg.encoding
+        array, encoding = image_to_array(msg, allowed, finite), msg.encoding
     return Decoded(array, encoding, header)
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sage_ros.bags.messages import COMPRESSED, IMAGE, compressed_message, image_message
+from sage_ros.bags.messages import (
+    CAMERA_INFO,
+    COMPRESSED,
+    IMAGE,
+    camera_info_message,
+    compressed_message,
+    image_message,
+)
 from sage_ros.bags.storage import OutputBag
 from sage_ros.codec.compressed import encode_compressed_depth, encode_jpeg, encode_png
 from sage_ros.codec.header import stamp_ns
@@ -82,13 +89,20 @@ def write_pair_bag(path: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, st
                            thermal_stamp + streams.log_delay_ns, streams.thermal_transport)
 
 
-def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, thermal_offset_ns: int) -> int:
+def write_loopback_bag(path: str | os.PathLike, namespace: str, pairs, result, thermal_offset_ns: int,
+                       camera_infos: dict[str, dict] | None = None) -> int:
     """What a loopback run sent and received (``sage_ros.harness.loopback``), as a bag: the input pairs logged when
-    published, the fused images the recorder received logged when they arrived. Returns the fused count."""
+    published (with a rendered rig's camera_infos and depth), the fused images the recorder received logged when
+    they arrived. Returns the fused count."""
     with OutputBag(path, overwrite=True) as bag:
         recorder = BagRecorder(bag)
         for index, stamp in sorted(result.published_ns.items()):
             pair = pairs[index]
+            for label, fields in (camera_infos or {}).items():
+                bag.write(recorder.connection(f"{namespace}/{label}/camera_info", CAMERA_INFO), stamp,
+                          camera_info_message({"binning_x": 0, "binning_y": 0, **fields}, stamp, f"{label}_optical"))
+            if pair.depth is not None:
+                recorder.image(f"{namespace}/rgb/depth", pair.depth, "16UC1", stamp, "rgb_optical", stamp)
             recorder.image(f"{namespace}/rgb/image", pair.visible, "bgr8", stamp, "rgb_optical", stamp)
             recorder.image(f"{namespace}/thermal/image", pair.thermal, pair.thermal_encoding,
                            stamp + thermal_offset_ns, "thermal_optical", stamp)

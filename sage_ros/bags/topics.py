@@ -4,7 +4,9 @@ Given topics are checked (present, an image type). Otherwise a topic is thermal-
 words of its name (``/flir/image_raw``, ``/camera/color/image_raw``) or, when its name says neither, by
 the encoding of its first message (16-bit or float: thermal; colour: RGB). A camera recorded both raw
 and compressed counts once, as its raw topic (lossless). Anything but exactly one of each is an error
-that lists the image topics, so the user can pass ``--thermal-topic`` and ``--rgb-topic``.
+that lists the image topics, so the user can pass ``--thermal-topic`` and ``--rgb-topic``. A depth image
+topic (its name says ``depth``: ``/camera/aligned_depth_to_color/image_raw``) is never taken for a camera;
+with ``use_depth`` it is the depth input (:func:`choose_depth_topic`: the one aligned to colour, or the only one).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ THERMAL_LIKE_ENCODINGS = {"mono16", "16UC1", "32FC1"}
 #: ... and one in these says "RGB".
 RGB_LIKE_ENCODINGS = {"rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16"}
 TRANSPORT_SUFFIXES = ("/compressed", "/compressedDepth")
+#: A topic whose name has this word is a depth image, not a camera's; "aligned" marks one registered to colour.
+DEPTH_WORD, ALIGNED_WORD = "depth", "aligned"
 
 
 class TopicError(SageError):
@@ -75,12 +79,12 @@ def _listing(topics: dict[str, tuple[str, int]]) -> str:
     return ", ".join(images) if images else "none"
 
 
-def _given(camera: Camera, name: str, topics: dict[str, tuple[str, int]]) -> ImageTopic:
+def _given_topic(role: str, name: str, topics: dict[str, tuple[str, int]]) -> ImageTopic:
     if name not in topics:
-        raise TopicError(f"{camera.label} topic {name} is not in the bag; its image topics: {_listing(topics)}")
+        raise TopicError(f"{role} topic {name} is not in the bag; its image topics: {_listing(topics)}")
     msgtype, count = topics[name]
     if msgtype not in IMAGE_TYPES:
-        raise TopicError(f"{camera.label} topic {name} has type {msgtype}; expected {' or '.join(IMAGE_TYPES)}")
+        raise TopicError(f"{role} topic {name} has type {msgtype}; expected {' or '.join(IMAGE_TYPES)}")
     return ImageTopic(name, msgtype, count)
 
 
@@ -88,15 +92,33 @@ def _candidates(topics: dict[str, tuple[str, int]], taken: set[str]) -> list[Ima
     """Image topics not already chosen, one per camera: the raw topic when it is recorded compressed too."""
     images = [ImageTopic(n, t, c) for n, (t, c) in sorted(topics.items()) if t in IMAGE_TYPES and n not in taken]
     raw_bases = {t.base for t in images if not t.compressed}
-    return [t for t in images if not (t.compressed and t.base in raw_bases) and t.base not in taken]
+    return [t for t in images if not (t.compressed and t.base in raw_bases) and t.base not in taken
+            and DEPTH_WORD not in words(t.base)]
+
+
+def choose_depth_topic(topics: dict[str, tuple[str, int]], given: str | None) -> ImageTopic:
+    """The depth image topic: ``given`` (checked), or the one whose name says depth and aligned (to colour), or the
+    only one whose name says depth; TopicError listing the image topics otherwise."""
+    if given:
+        return _given_topic("depth", given, topics)
+    images = [ImageTopic(n, t, c) for n, (t, c) in sorted(topics.items()) if t in IMAGE_TYPES]
+    raw_bases = {t.base for t in images if not t.compressed}
+    depths = [t for t in images if DEPTH_WORD in words(t.base) and not (t.compressed and t.base in raw_bases)]
+    aligned = [t for t in depths if ALIGNED_WORD in words(t.base)]
+    for found in (aligned, depths):
+        if len(found) == 1:
+            return found[0]
+    raise TopicError(f"cannot tell which image topic is the depth registered to the rgb camera (depth-like: "
+                     f"{', '.join(t.name for t in depths) or 'none'}); image topics: {_listing(topics)}; pass "
+                     "--depth-topic")
 
 
 def choose_topics(topics: dict[str, tuple[str, int]], thermal: str | None, rgb: str | None,
                   encoding_of: Callable[[str], str]) -> dict[Camera, ImageTopic]:
     """The thermal and RGB topics; ``topics`` maps name -> (type, message count), ``encoding_of(name)``
     reads a topic's first encoding (asked only when names do not tell)."""
-    chosen = {camera: _given(camera, name, topics) for camera, name in ((Camera.THERMAL, thermal), (Camera.RGB, rgb))
-              if name}
+    chosen = {camera: _given_topic(camera.label, name, topics)
+              for camera, name in ((Camera.THERMAL, thermal), (Camera.RGB, rgb)) if name}
     missing = [camera for camera in Camera if camera not in chosen]
     if not missing:
         if chosen[Camera.THERMAL].name == chosen[Camera.RGB].name:

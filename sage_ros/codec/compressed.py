@@ -164,12 +164,13 @@ def _decode_depth(buffer: np.ndarray, declared: str) -> tuple[np.ndarray, str]:
     return depth.astype(np.float32), "32FC1"
 
 
-def decode_compressed(format_text: str, data, allowed: tuple[str, ...] | None = None) -> tuple[np.ndarray, str]:
+def decode_compressed(format_text: str, data, allowed: tuple[str, ...] | None = None,
+                      finite: bool = True) -> tuple[np.ndarray, str]:
     """A CompressedImage's ``format`` and ``data`` -> (H x W or H x W x C array, its encoding name).
 
     ``allowed`` (optional) lists the encodings the caller takes (as ``image_to_array``'s); anything else
     raises BadCompressedImage of kind ``encoding``. Float results with NaN/inf raise kind ``non_finite``
-    when ``allowed`` is given (the node's rule for raw float images).
+    when ``allowed`` is given and ``finite`` (the node's rule for raw float images; a depth image's NaN passes).
     """
     declared, transport, codec = parse_format(format_text)
     buffer = _bytes_of(data)
@@ -181,7 +182,7 @@ def decode_compressed(format_text: str, data, allowed: tuple[str, ...] | None = 
         if encoding not in allowed:
             raise BadCompressedImage("encoding", f"{format_text!r} decodes to {encoding}; expected one of "
                                      f"{', '.join(allowed)}")
-        if image.dtype.kind == "f" and not np.isfinite(image).all():
+        if finite and image.dtype.kind == "f" and not np.isfinite(image).all():
             raise BadCompressedImage("non_finite", f"{encoding} image holds {int((~np.isfinite(image)).sum())} "
                                      "NaN/inf values")
     return np.ascontiguousarray(image), encoding

@@ -46,6 +46,8 @@ ENCODINGS: dict[str, Encoding] = {
 THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 #: What an RGB camera may send (gray cameras too).
 RGB_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+#: What a depth image registered to the rgb camera may be: millimetres (16UC1, mono16) or metres (32FC1, NaN: none).
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 #: What each camera's images may be (live and recorded alike).
 CAMERA_ENCODINGS = {Camera.THERMAL: THERMAL_ENCODINGS, Camera.RGB: RGB_ENCODINGS}
 

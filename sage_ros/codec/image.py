@@ -14,10 +14,11 @@ import numpy as np
 from sage_ros.codec.encodings import ENCODINGS, BadImage
 
 
-def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
+def image_to_array(msg, allowed: tuple[str, ...] | None = None, finite: bool = True) -> np.ndarray:
     """Message -> H x W (one channel) or H x W x C array in the message's own channel order.
 
-    The array is a fresh copy in native byte order (message buffers are reused).
+    The array is a fresh copy in native byte order (message buffers are reused). ``finite``: a float image with
+    NaN or inf is refused (kind ``non_finite``); a depth image's NaN means "no depth" and passes.
     """
     if getattr(msg, "error", None) is not None:  # a RawImage whose bytes were not an Image
         raise msg.error
@@ -45,7 +46,7 @@ def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
     dtype = spec.dtype.newbyteorder(">" if msg.is_bigendian else "<")
     array = np.ascontiguousarray(rows).view(dtype).reshape(height, width, spec.channels)
     array = array.astype(spec.dtype, copy=True)  # native order, owned
-    if spec.dtype.kind == "f" and not np.isfinite(array).all():
+    if finite and spec.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadImage("non_finite", f"{encoding} image holds {int((~np.isfinite(array)).sum())} NaN/inf values")
     return array[..., 0] if spec.channels == 1 else array
 

@@ -1,12 +1,17 @@
 """``sage-demo``: thermal + RGB streams through the real ROS 2 fusion node, written out to look at.
 
     sage-demo [--data DIR] [--frames 40] [--rate 10] [--size 640x512] [--model-file-path PATH] [--out out/demo]
+    sage-demo --baseline 0.05 [--registration-distance M] [--depth] [--size 640x480] ...
 
 A player node publishes thermal (``mono16``, raw counts as radiometric cameras
 send them) and RGB (``bgr8``) pairs at ``--rate`` Hz: a generated night street
 where people and a car are nearly invisible to the visible camera, or the pairs
 of ``--data DIR`` (``ir/`` + ``vis/`` image pairs, or a clip: ``ir.mp4`` + ``vis.mp4`` played in order,
-such as ../shared/datasets/m3svd_clips/0111_1716). The fusion node runs as its own process,
+such as ../shared/datasets/m3svd_clips/0111_1716). With ``--baseline``, a rendered rig instead: a thermal
+camera that far beside the RGB camera, a person walking from 6 m to 1.2 m towards it beside a car, both
+cameras' camera_info, and (``--depth``) the RGB camera's depth on ``rgb/depth``; the node registers by the
+rig's geometry at ``--registration-distance`` (default: the far plane, where the near person is doubled),
+or per pixel by the depth. The fusion node runs as its own process,
 over DDS on loopback only; a recorder node receives the fused stream. Written to
 ``--out``: ``frames/NNNN.png`` (thermal | visible | fused), ``demo.mp4``,
 ``mosaic.png`` (a few frames at a glance), ``summary.json`` (latency and
@@ -17,7 +22,9 @@ published and received; Foxglove opens it, ``sage-fuse --bag`` fuses it again) a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -32,7 +39,13 @@ from sage_core.visualize import mosaic
 from sage_ros.harness.dds import isolate_dds, remove_stale_shm_files
 from sage_ros.harness.loopback import run_loopback
 from sage_ros.harness.node_process import LoopbackError
-from sage_ros.harness.pairs import THERMAL_OFFSET_NS, dataset_input_pairs, synthetic_pairs
+from sage_ros.harness.pairs import (
+    THERMAL_OFFSET_NS,
+    dataset_input_pairs,
+    rig_pairs,
+    rig_parameters,
+    synthetic_pairs,
+)
 
 #: The loopback run's namespace: the bag's topics are what the streams were called on DDS.
 NAMESPACE = "/sage_demo"
@@ -58,13 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate in Hz (default 10)")
     parser.add_argument("--size", type=_size, default=(640, 512), help="generated frame size WxH (default 640x512)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    rig = parser.add_argument_group("a rendered rig with a baseline (the node's rig_translation, "
+                                    "registration_distance, use_depth)")
+    rig.add_argument("--baseline", type=float, help="metres between the thermal and the rgb camera (0 to 1)")
+    rig.add_argument("--registration-distance", type=float, metavar="M", help="metres to the plane thermal is "
+                     "registered at (default: the far plane)")
+    rig.add_argument("--depth", action="store_true", help="publish the rgb camera's depth: registration per pixel")
     inference_settings.add_arguments(parser)
     return parser
 
 
 def node_parameters(args: argparse.Namespace) -> dict[str, object]:
-    """The inference flags given, as the node's parameters (same names); the others keep the node's defaults."""
-    return inference_settings.given(args)
+    """The inference and rig flags given, as the node's parameters; the others keep the node's defaults."""
+    params = inference_settings.given(args)
+    if args.baseline is not None:
+        params.update(rig_parameters(args.baseline))
+        if args.registration_distance is not None and math.isfinite(args.registration_distance):
+            params["registration_distance"] = args.registration_distance  # inf is the node's default
+        if args.depth:
+            params["use_depth"] = True
+    return params
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:
@@ -82,10 +108,19 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> bool:
 
 
 def _run(args: argparse.Namespace):
-    """Publish the pairs through the node; (pairs, source description, LoopbackResult)."""
+    """Publish the pairs through the node; (pairs, source description, LoopbackResult, a rig's camera_infos)."""
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "frames").mkdir(exist_ok=True)
-    if args.data:
+    infos = None
+    if args.baseline is not None:
+        print(f"sage-demo: rendering {args.frames} frames of a rig with a {100 * args.baseline:g} cm baseline ...",
+              flush=True)
+        pairs, infos = rig_pairs(args.frames, *args.size, args.baseline)
+        source = (f"rendered rig {args.size[0]}x{args.size[1]}, baseline {args.baseline:g} m, registered "
+                  + ("per pixel by depth" if args.depth else f"at {args.registration_distance or math.inf:g} m"))
+        if not args.depth:
+            pairs = [dataclasses.replace(pair, depth=None) for pair in pairs]
+    elif args.data:
         if not args.data.is_dir():
             raise SageError(f"--data {args.data}: not a folder; expected ir/ + vis/ images or ir.mp4 + vis.mp4")
         pairs = dataset_input_pairs(args.data, args.frames)
@@ -98,16 +133,17 @@ def _run(args: argparse.Namespace):
     print(f"sage-demo: {source} at {args.rate:g} Hz -> fusion node (DDS on loopback, "
           f"domain {os.environ['ROS_DOMAIN_ID']})", flush=True)
     return pairs, source, run_loopback(pairs, args.rate, node_parameters(args), keep_frames=True,
-                                       namespace=NAMESPACE, log_path=args.out / "fusion_node.log")
+                                       namespace=NAMESPACE, log_path=args.out / "fusion_node.log",
+                                       camera_infos=infos), infos
 
 
-def _write_bag(path: Path, pairs, result) -> None:
+def _write_bag(path: Path, pairs, result, camera_infos: dict[str, dict] | None) -> None:
     from sage_ros.bags.recording import write_loopback_bag  # rosbags loads only once there is something to write
 
-    write_loopback_bag(path, NAMESPACE, pairs, result, THERMAL_OFFSET_NS)
+    write_loopback_bag(path, NAMESPACE, pairs, result, THERMAL_OFFSET_NS, camera_infos)
 
 
-def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
+def _write_outputs(args: argparse.Namespace, pairs, source: str, result, infos: dict[str, dict] | None) -> int:
     strips = []
     for index, fused in sorted(result.fused.items()):
         pair = pairs[index]
@@ -121,7 +157,7 @@ def _write_outputs(args: argparse.Namespace, pairs, source: str, result) -> int:
     overview = write_image_atomic(args.out / "mosaic.png", np.concatenate(picks, axis=0))
     video = args.out / "demo.mp4"
     has_video = _write_video(video, strips, min(args.rate, 30.0))
-    _write_bag(args.out / "fused.mcap", pairs, result)
+    _write_bag(args.out / "fused.mcap", pairs, result, infos)
     latency = result.latency_percentiles()
     summary = {
         "source": source, "rate_hz": args.rate, "sent": result.sent, "received": result.received,
@@ -148,12 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 1 or args.rate <= 0:
         print("sage-demo: error: --frames must be >= 1 and --rate > 0", file=sys.stderr)
         return 2
+    if (args.registration_distance is not None or args.depth) and args.baseline is None:
+        print("sage-demo: error: --registration-distance and --depth need --baseline (a rendered rig)", file=sys.stderr)
+        return 2
+    if args.baseline is not None and not 0.0 <= args.baseline <= 1.0:
+        print(f"sage-demo: error: --baseline {args.baseline} m: expected 0 to 1 (metres)", file=sys.stderr)
+        return 2
     try:
-        pairs, source, result = _run(args)
+        pairs, source, result, infos = _run(args)
     except (SageError, LoopbackError) as exc:
         print(f"sage-demo: error: {exc}", file=sys.stderr)
         return 2
-    return _write_outputs(args, pairs, source, result)
+    return _write_outputs(args, pairs, source, result, infos)
 
 
 if __name__ == "__main__":

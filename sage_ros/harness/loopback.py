@@ -90,7 +90,7 @@ class Recorder:
 class _Session:
     """A context of its own with one probe node (player + recorder) and an executor to spin it."""
 
-    def __init__(self, namespace: str, reliable: bool) -> None:
+    def __init__(self, namespace: str, reliable: bool, rig: bool = False) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
@@ -99,7 +99,7 @@ class _Session:
         self.node = rclpy.create_node("sage_loopback", namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.player, self.recorder = Player(self.node, reliable), Recorder(self.node, namespace)
+        self.player, self.recorder = Player(self.node, reliable, rig), Recorder(self.node, namespace)
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -119,31 +119,36 @@ def _wait_ready(session: _Session, node: NodeProcess, timeout: float) -> None:
                     timeout, lambda: session.spin_for(0.1))
 
 
-def _play(session: _Session, pairs: list[InputPair], rate_hz: float, progress: bool) -> float:
-    """Publish every pair on schedule; returns the start time (time.time())."""
+def _play(session: _Session, pairs: list[InputPair], rate_hz: float, progress: bool,
+          camera_infos: dict[str, dict] | None = None) -> float:
+    """Publish every pair on schedule (with its depth and the camera_infos, for a rig); returns the start time."""
     from tqdm import tqdm
 
-    messages = Player.messages(pairs)
+    messages, depths = Player.messages(pairs), Player.depth_messages(pairs)
     started = time.time()
     for index, (thermal, rgb) in enumerate(tqdm(messages, desc="publishing", unit="pair", disable=not progress)):
         session.spin_for(max(0.0, started + index / rate_hz - time.time()))
         now = time.time_ns()
         session.recorder.expect(now, index)
+        if camera_infos:
+            session.player.publish_rig(depths[index], camera_infos, now)
         session.player.publish(thermal, rgb, now)
     return started
 
 
 def run_loopback(pairs: list[InputPair], rate_hz: float, node_params: dict[str, object] | None = None,
                  keep_frames: bool = False, namespace: str = "/sage_demo", startup_timeout: float = 90.0,
-                 drain_s: float = 2.0, log_path: Path | None = None, progress: bool = True) -> LoopbackResult:
-    """Publish ``pairs`` at ``rate_hz`` through a fusion node process; collect and time its output."""
+                 drain_s: float = 2.0, log_path: Path | None = None, progress: bool = True,
+                 camera_infos: dict[str, dict] | None = None) -> LoopbackResult:
+    """Publish ``pairs`` at ``rate_hz`` through a fusion node process; collect and time its output.
+    ``camera_infos``: a rendered rig's camera_info fields by camera, published with each pair (and its depth)."""
     isolate_dds()
     params = node_params or {}
     node = NodeProcess(namespace, params, log_path)
-    session = _Session(namespace, params.get("qos_reliability") == "reliable")
+    session = _Session(namespace, params.get("qos_reliability") == "reliable", bool(camera_infos))
     try:
         _wait_ready(session, node, startup_timeout)
-        started = _play(session, pairs, rate_hz, progress)
+        started = _play(session, pairs, rate_hz, progress, camera_infos)
         sent_until = time.time()
         session.spin_for(drain_s + min(1.0, drain_s))  # the last frames, and one more diagnostics period
         recorder = session.recorder

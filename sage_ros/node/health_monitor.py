@@ -46,6 +46,8 @@ class HealthMonitor:
         self.alignment_watch, self.model, self.idle_since = alignment_watch, model, idle_since
         self.repeated_frames = repeated_frames
         self.backend_fallback = backend_fallback
+        #: More key-values for /diagnostics, each a function asked at every publish (the depth input's).
+        self.extra: list[Callable[[], list[tuple[str, str]]]] = []
         self._stale = {camera: False for camera in Camera}
         self._warned_no_data: set[Camera] = set()
         self._publishers_seen: dict[Camera, float] = {}
@@ -156,9 +158,10 @@ class HealthMonitor:
         level, message = assess_health(self.stats, stale, silent, self.model, self.starved(), misaligned, idle)
         repeats = [("repeated thermal frames (camera freezes)", str(self.repeated_frames())),
                    ("backend fallback", self.backend_fallback)]
+        extra = [item for source in self.extra for item in source()]
         values = self.stats.key_values(self.intake.unpaired,
                                        alignment_items + self._time_offset() + repeats + idle_items
-                                       + self._connections())
+                                       + self._connections() + extra)
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         # The fully qualified name (namespace included): two instances must not share a status name

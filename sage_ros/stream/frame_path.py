@@ -29,6 +29,7 @@ from sage_ros.codec.encodings import to_output_encoding
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.frames import Job
 from sage_ros.stream.lenses import CameraLenses
+from sage_ros.stream.rig_registration import RigRegistration
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,26 @@ def build_pipeline(params: FusionParams, workers: int = 1) -> FramePipeline:
 
 
 def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,
-             size_of: Callable[[Camera], tuple[int, int] | None], lenses: CameraLenses | None = None) -> FusedFrame:
+             size_of: Callable[[Camera], tuple[int, int] | None], lenses: CameraLenses | None = None,
+             rig: RigRegistration | None = None) -> FusedFrame:
     """Fuse a pair, or pass one camera's frame through (``size_of(camera)``: the other camera's latest
     (width, height), which the passthrough image is laid out for, or None when it never sent one).
-    ``lenses``: each camera's camera_info; distorted images are rectified first."""
+    ``lenses``: each camera's camera_info; distorted images are rectified first. ``rig``: the rig's geometry
+    aligns instead of the pipeline's aligner (per pixel when the job has a depth image)."""
     if lenses is not None:
         job = lenses.rectify(job)
+    aligner = rig.aligner(lenses) if rig is not None else pipeline.aligner  # one aligner for the whole frame
     if job.is_pair:
         thermal, rgb = job.frames[Camera.THERMAL], job.frames[Camera.RGB]
         reference = job.frames[pipeline.reference]
+        depth = job.depth.array if job.depth is not None else None
         started = time.perf_counter()
-        out = pipeline.fuse(thermal.array, rgb.array, gray=output_encoding == "mono8")
+        out = pipeline.fuse(thermal.array, rgb.array, gray=output_encoding == "mono8", depth=depth, aligner=aligner)
         inference_ms = 1000 * (time.perf_counter() - started)
-        plan = pipeline.aligner.plan(thermal.size, rgb.size)
+        plan = aligner.plan(thermal.size, rgb.size)
         lens = lenses.output_lens(pipeline.reference) if lenses is not None else None
         return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header,
                           plan=plan, inference_ms=inference_ms, lens=lens, sources=(thermal.array, rgb.array))
     ((camera, reference),) = job.frames.items()
-    out = pipeline.passthrough(camera, reference.array, size_of(camera.other) or reference.size)
+    out = pipeline.passthrough(camera, reference.array, size_of(camera.other) or reference.size, aligner)
     return FusedFrame(to_output_encoding(out, output_encoding), output_encoding, reference.header, passthrough=True)

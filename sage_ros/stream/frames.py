@@ -1,4 +1,5 @@
-"""What the node's callbacks hand to inference: a validated camera frame, and a job of one or two frames."""
+"""What the node's callbacks hand to inference: a validated camera frame, and a job of one or two frames
+(with, for a pair, the depth image of its rgb frame when the node registers per pixel)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Job:
     """Frames to publish one output from: both cameras (a pair) or one (passthrough)."""
 
     frames: dict[Camera, Frame]
+    depth: Frame | None = None  # the rgb frame's depth image (uint16 mm or float32 m), pairs only
 
     @property
     def is_pair(self) -> bool:

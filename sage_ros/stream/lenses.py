@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 from sage_core.cameras import Camera
 from sage_core.errors import ConfigError
-from sage_core.rectification import Rectifier, RectifierCache
+from sage_core.lens import LensModel
+from sage_core.rectification import Rectifier, RectifierCache, lens_key
+from sage_core.rig import CameraView
 from sage_ros.stream.frames import Job
 
 
@@ -30,6 +32,7 @@ class CameraLenses:
         self._caches = {camera: RectifierCache(source=f"{camera.label}/camera_info") for camera in Camera}
         self._info: dict[Camera, object] = {}
         self._rectifier: dict[Camera, Rectifier | None] = {}
+        self._views: dict[Camera, tuple[tuple, CameraView]] = {}  # the rig's view of each camera, by lens
         self._lock = threading.Lock()
 
     def offer(self, camera: Camera, info) -> None:
@@ -54,12 +57,33 @@ class CameraLenses:
 
     def rectify(self, job: Job) -> Job:
         """The job with each frame rectified whose camera has a distorted lens (FusionInputError when an
-        image's size is not its camera_info's)."""
+        image's size is not its camera_info's); a depth image, registered to the rgb camera, as the rgb image
+        but nearest-pixel (a depth is never blended across an edge)."""
         frames = {}
         for camera, frame in job.frames.items():
             rectifier = self.rectifier(camera)
             frames[camera] = frame if rectifier is None else dataclasses.replace(frame, array=rectifier(frame.array))
-        return Job(frames)
+        depth, rectifier = job.depth, self.rectifier(Camera.RGB)
+        if depth is not None and rectifier is not None:
+            depth = dataclasses.replace(depth, array=rectifier(depth.array, nearest=True))
+        return Job(frames, depth)
+
+    def view(self, camera: Camera) -> CameraView | None:
+        """The camera's images as the aligner gets them (intrinsics, rectified or not), for the rig; None before
+        its first camera_info. ConfigError when the camera_info has no camera matrix."""
+        with self._lock:
+            info, rectifier, cached = self._info.get(camera), self._rectifier.get(camera), self._views.get(camera)
+        if info is None:
+            return None
+        key = (lens_key(info), id(rectifier))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lens = LensModel.from_camera_info(info, f"{camera.label}/camera_info")
+        view = (CameraView.of(lens) if rectifier is None
+                else CameraView.of(lens, rectifier.new_camera_matrix, rectifier.rotation))
+        with self._lock:
+            self._views[camera] = (key, view)
+        return view
 
     def output_lens(self, reference: Camera):
         """What fused/camera_info describes: the reference camera's rectified model, its camera_info, or None."""
