@@ -69,17 +69,18 @@ class FramePipeline:
             return self.smoother(low, pooled)
 
     def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
-        """Raw thermal -> what the model takes: 8-bit as is, 16-bit and float through the normaliser.
+        """Raw thermal -> what the model takes: 8-bit (tone-mapped by its camera) as is but for its camera's gain
+        steps, 16-bit and float through the normaliser.
 
-        Files may store thermal with 3 or 4 (gray) channels; 16-bit and float ones become one channel first.
+        Files may store thermal with 3 or 4 (gray) channels; they become one channel first.
         """
-        if raw.dtype == np.uint8:
+        if raw.dtype == np.uint8 and not self.normalizer.steadier.enabled:
             return raw
         if raw.ndim == 3:
             raw = raw[..., 0] if raw.shape[2] == 1 else cv2.cvtColor(
                 raw, cv2.COLOR_BGR2GRAY if raw.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
         with self._lock:
-            return self.normalizer(raw)
+            return self.normalizer.steady(raw) if raw.dtype == np.uint8 else self.normalizer(raw)
 
     def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False) -> np.ndarray:
         """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``)."""

@@ -134,7 +134,8 @@ class FusionParams:
     adopt_after_frames: int = param(
         5, "consecutive messages after which a change of a stream's clock, encoding or resolution is adopted; "
         "until then such messages are rejected and counted", low=1, high=1000)
-    thermal_normalization: str = param("percentile", "how 16-bit and float thermal images map to [0, 1]",
+    thermal_normalization: str = param("plateau", "how raw (16-bit and float) thermal images map to [0, 1]; 8-bit "
+                                       "ones are already tone-mapped by their camera and keep their tone",
                                        choices=METHODS)
     thermal_low_percentile: float = param(1.0, "percentile mapped to black (percentile method)", low=0.0, high=100.0)
     thermal_high_percentile: float = param(99.0, "percentile mapped to white (percentile method)", low=0.0,
@@ -153,6 +154,10 @@ class FusionParams:
         True, "recognise a thermal frame equal to the previous one (a flat-field correction freeze): it does not "
         "move the automatic range, the jump after it is not taken for a change of scene, and it is counted in "
         "/diagnostics")
+    thermal_steadying: float = param(
+        0.9, "8-bit thermal (already tone-mapped by its camera, kept as it is): the camera's gain steps are undone "
+        "and let back in slowly; weight of that correction kept per frame (0: off; 0.9: half of a step within 7 "
+        "frames). See docs/temporal.md", low=0.0, high=0.99)
     fusion_smoothing: float = param(
         0.0, "weight of the previous frame's fusion decisions (the affine model's coefficients, warped along the "
         "visible motion) in a moving average over time: a steadier fused video (0: none). Applies where the "
@@ -193,7 +198,7 @@ class FusionParams:
                                        self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
                                        self.thermal_range_smoothing, plateau_level=self.thermal_plateau_level,
                                        plateau_tail=self.thermal_plateau_tail,
-                                       detect_repeats=self.thermal_detect_repeats)
+                                       detect_repeats=self.thermal_detect_repeats, steadying=self.thermal_steadying)
 
     def smoothing_config(self) -> SmoothingConfig:
         from sage_core.fusion_smoothing import SmoothingConfig
@@ -286,7 +291,8 @@ def check_rules(params: FusionParams) -> None:
 
 
 _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
-                  "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail")
+                  "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail",
+                  "thermal_steadying")
 _SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
