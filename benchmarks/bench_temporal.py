@@ -7,16 +7,18 @@ For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i), every 
 error (the visible flow; sage_core.eval.temporal), relative error and brightness flicker, then every stream's
 two-source flow error (per pixel the better of the visible and the thermal camera's own flow), each with its
 ratio to the visible input's from the same run. The streams: the visible and thermal inputs, the average,
-GFF, the released student, the default model fused frame by frame on its own (``Fuser.fuse``: what the
-default stream was before issue 31, with the model of the time), and **the default stream**: the pipeline
-the node builds from its default parameters (``sage_ros.stream.frame_path.build_pipeline(FusionParams())``:
-the 8-bit thermal's gain steps steadied, the fusion smoothing, the default model). Last, for each clip, the
+GFF, the released student, the default model fused frame by frame on its own (``Fuser.fuse``, the 8-bit
+thermal as it is: the default stream before issue 31), and **the default stream**: the pipeline the node builds
+from its default parameters (``sage_ros.stream.frame_path.build_pipeline(FusionParams())``: the 8-bit thermal's
+gain steps steadied, the default model, its coefficients averaged along the motion and their total gain limited
+where the picture moves; sage_core/thermal_steadying.py, sage_core/fusion_smoothing.py). Last, for each clip, the
 default stream's two-source error against the larger of the two inputs' (issue 31's goal 2) and against
 the visible's (goal 3).
 
-``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying alone, the
-fusion smoothing alone). ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own
-(e.g. the previous default: ``git show f02dd32:sage_core/weights/affine_fuse_default.pt > out/old.pt``).
+``--default-model M`` puts a model file in the shipped default's place (the default rows: what the stream would
+be with it). ``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying,
+the coefficient averaging, the gain limit where the picture moves), and the default stream without the gain
+limit. ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
 ``--tone-rows`` adds the clips' thermal normalised once more by the percentile and plateau methods, as if it
 were a raw stream, and the default model on it (issue 23's tone-mapping share).
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sage_core import Fuser, InferenceOptions
+from sage_core import Fuser
 from sage_core.eval.baselines import make_baseline
 from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
@@ -49,17 +51,21 @@ def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def default_pipelines(device: str, parts: bool) -> dict[str, FramePipeline]:
+def default_pipelines(params: FusionParams, parts: bool) -> dict[str, FramePipeline]:
     """Fresh pipelines (their state is per clip): the node's defaults, and with ``parts`` one mechanism each."""
-    params = FusionParams(device=device)
     pipelines = {DEFAULT_STREAM: build_pipeline(params)}
     if parts:
         fuser = pipelines[DEFAULT_STREAM].fuser
         steady = params.thermal_config()
         plain = dataclasses.replace(steady, steadying=0.0)
+        smoothing = params.smoothing_config()
         pipelines["default model + thermal steadying"] = FramePipeline(fuser, ThermalNormalizer(steady))
-        pipelines["default model + fusion smoothing"] = FramePipeline(fuser, ThermalNormalizer(plain),
-                                                                      smoothing=params.smoothing_config())
+        pipelines["default model + coefficient averaging"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+        pipelines["default model + gain limit where it moves"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, strength=0.0))
+        pipelines["default stream without the gain limit"] = FramePipeline(
+            fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
     return pipelines
 
 
@@ -135,17 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tone-rows", action="store_true", help="the clips' thermal normalised once more")
     parser.add_argument("--model-file-path", type=Path, action="append", default=[],
                         help="a further model to score on its own (a row named after its file); repeatable")
+    parser.add_argument("--default-model", type=Path, help="a model file in the default's place (the default rows)")
     args = parser.parse_args(argv)
-    if not default_pipelines(args.device, False)[DEFAULT_STREAM].smoothing_active:
+    params = FusionParams(device=args.device, model_file_path=str(args.default_model or ""))
+    if not default_pipelines(params, False)[DEFAULT_STREAM].fuser.filters_coefficients:
         print("note: the default model's backend exposes no coefficients here: the fusion smoothing does nothing")
     fusers: dict[str, LuminanceFuser] = {"average": make_baseline("average"), "gff": make_baseline("gff")}
     if STUDENT.is_file():
         fusers["released student"] = Fuser.from_weights(STUDENT, device=args.device)
-    fusers["default model alone"] = Fuser.from_options(InferenceOptions(device=args.device))
+    fusers["default model alone"] = Fuser.from_options(params.inference_options())
     for path in args.model_file_path:
         fusers[str(path)] = Fuser.from_weights(path, device=args.device)
     clips = sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").is_file() and (p / "vis.mp4").is_file())
-    results = {clip.name: measure_clip(clip, fusers, default_pipelines(args.device, args.parts),
+    results = {clip.name: measure_clip(clip, fusers, default_pipelines(params, args.parts),
                                        args.frames or None, args.tone_rows) for clip in clips}
     print_table(results)
     print_source_table(results)

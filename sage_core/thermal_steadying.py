@@ -9,10 +9,11 @@ amplifies it (benchmarks/bench_temporal_parts.py). :class:`ThermalSteadier` undo
 camera's tone back in slowly:
 
 - each frame is compared with the previous one at 1/8 resolution (an area average: small motion and noise
-  average out); the global affine change ``T_t = g T_(t-1) + o`` is fitted by least squares, refitted twice
-  on the pixels within three robust standard deviations of the fit (a moving or entering object is left
-  out), without the pixels at the ends of the range (clipped, so not affine); a change that moves no grey
-  level by a whole level is the camera's own drift, let through;
+  average out); the global affine change ``T_t = g T_(t-1) + o`` is fitted by the ratio of the two frames'
+  spreads (a moving camera does not bias it, as it would a least-squares slope), refitted twice on the pixels
+  within three robust standard deviations of the fit (a moving or entering object is left out), without the
+  pixels at the ends of the range (clipped, so not affine); a change that moves no grey level by a whole
+  level is the camera's own drift, let through;
 - a fit that explains less than half of the picture (a fast pan, a new scene) changes nothing;
 - the correction ``G T + O`` (identity at start) is composed with the inverse of each fitted change, so the
   output continues the previous frame's tone, and then relaxed towards the identity by ``strength`` per
@@ -71,18 +72,23 @@ def fit_change(previous: np.ndarray, current: np.ndarray) -> tuple[float, float,
     for _ in range(3):
         if int(keep.sum()) < _MIN_POINTS:
             return 1.0, 0.0, 0.0
-        xs, ys = x[keep], y[keep]
-        spread = float(xs.var())
-        if spread < 1e-6:  # a flat picture: no gain to measure, only an offset
-            g, o = 1.0, float(np.median(ys - xs))
-        else:
-            g = float(np.mean((xs - xs.mean()) * (ys - ys.mean())) / spread)
-            o = float(ys.mean() - g * xs.mean())
+        g, o = _line(x[keep], y[keep])
         residual = np.abs(y - (g * x + o))
         # 1.4826 MAD: a robust standard deviation; the floor keeps a noiseless fit from trimming everything.
         scale = 1.4826 * float(np.median(residual[keep])) + 0.25
         keep = usable & (residual < 3.0 * scale)
     return g, o, float(keep.sum()) / float(usable.sum())
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The line through the points by their spreads (reduced major axis), not least squares: a camera that moves
+    (a pan, a shake) makes the frames differ pixel by pixel, which pulls a least-squares slope below 1 and would
+    look like a gain step; the ratio of the spreads stays 1 when only the content moves."""
+    spread_x, spread_y = float(x.std()), float(y.std())
+    if spread_x < 1e-3 or np.mean((x - x.mean()) * (y - y.mean())) <= 0:  # flat, or no relation: an offset only
+        return 1.0, float(np.median(y - x))
+    g = spread_y / spread_x
+    return g, float(y.mean() - g * x.mean())
 
 
 class ThermalSteadier:
@@ -123,7 +129,7 @@ class ThermalSteadier:
         if previous is not None and previous.shape == pooled.shape:
             g, o, inliers = fit_change(previous, pooled)
             if inliers >= _MIN_INLIERS and 0.5 <= g <= 2.0:
-                self._follow(g, o)
+                self._follow(g, o, previous)
         else:
             self._gain, self._offset = 1.0, 0.0
         strength = self.config.strength
@@ -137,18 +143,19 @@ class ThermalSteadier:
         out += np.float32(self._offset / 255.0)
         return np.clip(out, 0.0, 1.0, out=out)
 
-    def _follow(self, g: float, o: float) -> None:
+    def _follow(self, g: float, o: float, previous: np.ndarray) -> None:
         """Compose the correction with the inverse of ``T -> g T + o``: the output continues the last frame's."""
-        if _largest_move(g, o) < _STEP:
+        low, high = np.percentile(previous, (2, 98))
+        if _largest_move(g, o, float(low), float(high)) < _STEP:  # over the grey levels the picture uses
             return
         self.steps += 1
         self._offset -= self._gain * o / g
         self._gain /= g
 
 
-def _largest_move(gain: float, offset: float) -> float:
-    """The most ``v -> gain v + offset`` moves a grey level v in [0, 255]."""
-    return max(abs(offset), abs(offset + 255.0 * (gain - 1.0)))
+def _largest_move(gain: float, offset: float, low: float = 0.0, high: float = 255.0) -> float:
+    """The most ``v -> gain v + offset`` moves a grey level v in [low, high]."""
+    return max(abs(offset + low * (gain - 1.0)), abs(offset + high * (gain - 1.0)))
 
 
 def _pool(frame: np.ndarray) -> np.ndarray:

@@ -99,3 +99,17 @@ def test_pipeline_steadies_8bit_thermal_and_reconfigures():
     assert steady.thermal_unit(three).ndim == 2
     steady.reconfigure_thermal(ThermalNormalizerConfig(steadying=0.0))
     assert steady.thermal_unit(jumped) is jumped
+
+
+def test_a_panning_noisy_camera_is_not_taken_for_gain_steps():
+    """Content moving under the pooling grid (a pan) with sensor noise: no gain step, the frames pass as they are."""
+    height, width = 240, 320
+    wide = cv2.resize(np.random.default_rng(7).random((height // 16, (width + 64) // 16)).astype(np.float32),
+                      (width + 64, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 120 + 60
+    steadier = ThermalSteadier()
+    rng = np.random.default_rng(8)
+    for i in range(30):
+        picture = wide[:, 2 * i:2 * i + width] + rng.normal(0, 6.0, (height, width))
+        frame = np.clip(np.rint(picture), 0, 255).astype(np.uint8)
+        assert steadier(frame) is frame
+    assert steadier.steps == 0

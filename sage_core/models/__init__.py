@@ -28,7 +28,7 @@ def build_model(arch: str, config: dict | None = None) -> FusionModel:
         ) from None
     try:
         return cls(**(config or {}))
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise CheckpointError(f"config {config!r} does not fit architecture {arch!r}: {exc}") from None
 
 

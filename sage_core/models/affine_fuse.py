@@ -9,14 +9,6 @@ source dominates where, how much contrast) are made with a wide receptive field
 at a fraction of the cost. An optional tiny full-resolution refinement (two 3x3
 convolutions over ``Y, ir, F``) corrects what a smooth affine rule cannot.
 
-An optional gain limit (``gain_limit``, 0: none) bounds the total gain ``a + b`` the rule applies to the
-detail of the two cameras: where ``a + b`` exceeds it, ``a`` and ``b`` are scaled down together and ``c``
-takes over what they gave the block's mean, so the low-resolution picture is unchanged and only the
-amplification of detail is bounded. Why (docs/temporal.md): with ``a, b >= 0`` and ``a + b <= 1`` the
-fused picture cannot change from frame to frame by more than the larger of its two inputs' changes, while
-a rule that adds both cameras at nearly full contrast (``a + b`` about 1.4) also adds both cameras' changes,
-and the fused video flickers more than either camera.
-
 Only convolutions, average pooling, bilinear resizing, replicate padding and
 element-wise arithmetic, no normalisation layers: exports to TorchScript, ONNX
 and TensorRT unchanged, for any input size.
@@ -53,27 +45,6 @@ class NoRefinement(nn.Module):
         return fused
 
 
-class GainLimit(nn.Module):
-    """``(low, pooled) -> low``: ``a + b`` at most ``limit`` per block, ``c`` keeping the block's mean (see the
-    module docstring)."""
-
-    def __init__(self, limit: float) -> None:
-        super().__init__()
-        self.limit = float(limit)
-
-    def forward(self, low: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        a, b, c = low[:, 0:1], low[:, 1:2], low[:, 2:3]
-        factor = torch.clamp(self.limit / torch.clamp(a + b, min=1e-6), max=1.0)
-        limited_a, limited_b = a * factor, b * factor
-        c = c + (a - limited_a) * pooled[:, 0:1] + (b - limited_b) * pooled[:, 1:2]
-        return torch.cat((limited_a, limited_b, c), dim=1)
-
-
-class NoGainLimit(nn.Module):
-    def forward(self, low: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        return low
-
-
 class AffineHead(nn.Module):
     """``forward(pooled) -> (N, 3, h, w)`` coefficients from ``(N, 2, h, w)`` pooled (Y, ir): the part of an
     AffineFuse a CPU backend runs (and an exporter sees) in the split."""
@@ -92,12 +63,9 @@ class AffineFuse(FusionModel):
     arch = "affine_fuse"
 
     def __init__(self, width: int = 16, scale: int = 4, dilations: Sequence[int] = (1, 2, 4),
-                 refine: int = 4, gain_limit: float = 0.0) -> None:
+                 refine: int = 4) -> None:
         super().__init__()
         self.width, self.scale, self.dilations, self.refine = int(width), int(scale), tuple(dilations), int(refine)
-        if not gain_limit >= 0.0:
-            raise ValueError(f"gain_limit must be >= 0 (0: none), got {gain_limit}")
-        self.gain_limit = float(gain_limit)
         self.stem = nn.Conv2d(2, self.width, 3, padding=1)
         self.body = nn.ModuleList(nn.Conv2d(self.width, self.width, 3, padding=d, dilation=d) for d in self.dilations)
         self.coefficients = nn.Conv2d(self.width, 3, 3, padding=1)
@@ -108,13 +76,9 @@ class AffineFuse(FusionModel):
             self.coefficients.bias.copy_(torch.tensor([0.5, 0.5, 0.0]))
         # A module either way (not an ``if`` in forward), so TorchScript compiles one concrete path.
         self.refinement = Refinement(self.refine, self.act) if self.refine else NoRefinement()
-        self.limit = GainLimit(self.gain_limit) if self.gain_limit else NoGainLimit()
 
     def config(self) -> dict:
-        config = {"width": self.width, "scale": self.scale, "dilations": list(self.dilations), "refine": self.refine}
-        if self.gain_limit:  # only when set: the checkpoints of models without it stay as they were
-            config["gain_limit"] = self.gain_limit
-        return config
+        return {"width": self.width, "scale": self.scale, "dilations": list(self.dilations), "refine": self.refine}
 
     def low_resolution(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The coefficients ``(a, b, c)`` at 1/scale resolution, and the hidden layers (the features)."""
@@ -130,7 +94,7 @@ class AffineFuse(FusionModel):
         for conv in self.body:
             x = self.act(conv(x))
             features.append(x)
-        return self.limit(self.coefficients(x), pooled), features
+        return self.coefficients(x), features
 
     def forward_features(self, y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         low, features = self.low_resolution(y, ir)
