@@ -1,7 +1,7 @@
 """Temporal stability of fused video on the real M3SVD clips (issues 23 and 31; docs/temporal.md).
 
     python benchmarks/bench_temporal.py [--clips ../shared/datasets/m3svd_clips] [--frames 60] [--parts]
-        [--model-file-path M ...] [--tone-rows]
+        [--model-file-path M ...] [--default-model M] [--quality] [--tone-rows]
 
 For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i), every stream's flow-based warping
 error (the visible flow; sage_core.eval.temporal), relative error and brightness flicker, then every stream's
@@ -19,8 +19,10 @@ the visible's (goal 3).
 be with it). ``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying,
 the coefficient averaging, the gain limit where the picture moves), and the default stream without the gain
 limit. ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
-``--tone-rows`` adds the clips' thermal normalised once more by the percentile and plateau methods, as if it
-were a raw stream, and the default model on it (issue 23's tone-mapping share).
+``--quality`` scores every 6th frame of the default model alone and of the default stream with the fusion metrics
+(what the stream's mechanisms cost a frame). ``--tone-rows`` adds the clips' thermal normalised once more by the
+percentile and plateau methods, as if it were a raw stream, and the default model on it (issue 23's
+tone-mapping share).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 
 from sage_core import Fuser
 from sage_core.eval.baselines import make_baseline
+from sage_core.eval.metrics import all_metrics
 from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
 from sage_core.pipeline import FramePipeline
@@ -45,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT.parent / "shared" / "checkpoints" / "sage_official_student.pt"
 TONE_METHODS = ("percentile", "plateau")
 DEFAULT_STREAM = "default stream (node defaults)"
+QUALITY_EVERY = 6
+QUALITY_KEYS = ("VIF", "Qabf", "SSIM", "MI", "SD")
 
 
 def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
@@ -70,13 +75,14 @@ def default_pipelines(params: FusionParams, parts: bool) -> dict[str, FramePipel
 
 
 def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], pipelines: dict[str, FramePipeline],
-                 frames: int | None, tone_rows: bool) -> dict[str, dict[str, float]]:
+                 frames: int | None, tone_rows: bool, quality: dict | None = None) -> dict[str, dict[str, float]]:
     """Every stream of one clip through one TemporalStability (the visible frames give the motion, the
-    thermal frames the second flow of the two-source error)."""
+    thermal frames the second flow of the two-source error); with ``quality`` (a dict), the fusion metrics of
+    every ``QUALITY_EVERY``-th frame of the default model alone and of the default stream go into it."""
     metric = TemporalStability()
     normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in TONE_METHODS} if tone_rows else {}
     default = fusers["default model alone"]
-    for ir, vis in read_clip(folder, frames):
+    for index, (ir, vis) in enumerate(read_clip(folder, frames)):
         streams = {"visible": vis, "thermal": ir}
         streams.update({name: fuser.fuse(ir, vis) for name, fuser in fusers.items()})
         streams.update({name: pipeline.fuse(ir, vis) for name, pipeline in pipelines.items()})
@@ -85,6 +91,9 @@ def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], pipelines: dic
             streams[f"thermal, {method}"] = _unit_to_uint8(unit)
             streams[f"default model, thermal {method}"] = default.fuse(unit, vis)
         metric.add(vis, streams, second_reference=ir)
+        if quality is not None and index % QUALITY_EVERY == QUALITY_EVERY - 1:
+            for name in ("default model alone", DEFAULT_STREAM):
+                quality.setdefault(name, []).append(all_metrics(streams[name], ir, vis))
     return metric.summary()
 
 
@@ -132,6 +141,20 @@ def print_goals(results: dict[str, dict[str, dict[str, float]]], stream: str) ->
               f"{fused / visible:.3f} |")
 
 
+def print_quality(quality: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+    """Per-frame fusion metrics on the clips' frames: what the stream's mechanisms cost a frame's quality."""
+    print("\n| clip | stream | " + " | ".join(QUALITY_KEYS) + " |\n| --- | --- | " +
+          " | ".join("---" for _ in QUALITY_KEYS) + " |")
+    for clip, streams in quality.items():
+        alone = {k: float(np.mean([m[k] for m in streams["default model alone"]])) for k in QUALITY_KEYS}
+        for name, scores in streams.items():
+            means = {k: float(np.mean([m[k] for m in scores])) for k in QUALITY_KEYS}
+            print(f"| {clip} | {name} | " + " | ".join(
+                f"{means[k]:.3f} ({100 * (means[k] / alone[k] - 1):+.1f} %)" for k in QUALITY_KEYS) + " |")
+    print(f"\nfusion metrics (sage_core.eval.metrics, against the clip's own thermal and visible frames) of every "
+          f"{QUALITY_EVERY}th frame; in brackets against the default model alone")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "datasets" / "m3svd_clips")
@@ -139,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--parts", action="store_true", help="the default model with one mechanism at a time")
     parser.add_argument("--tone-rows", action="store_true", help="the clips' thermal normalised once more")
+    parser.add_argument("--quality", action="store_true",
+                        help="fusion metrics of every 6th frame, the default model alone and the default stream")
     parser.add_argument("--model-file-path", type=Path, action="append", default=[],
                         help="a further model to score on its own (a row named after its file); repeatable")
     parser.add_argument("--default-model", type=Path, help="a model file in the default's place (the default rows)")
@@ -153,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.model_file_path:
         fusers[str(path)] = Fuser.from_weights(path, device=args.device)
     clips = sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").is_file() and (p / "vis.mp4").is_file())
-    results = {clip.name: measure_clip(clip, fusers, default_pipelines(params, args.parts),
-                                       args.frames or None, args.tone_rows) for clip in clips}
+    quality: dict[str, dict] = {clip.name: {} for clip in clips}
+    results = {clip.name: measure_clip(clip, fusers, default_pipelines(params, args.parts), args.frames or None,
+                                       args.tone_rows, quality[clip.name] if args.quality else None)
+               for clip in clips}
     print_table(results)
     print_source_table(results)
     print_goals(results, DEFAULT_STREAM)
+    if args.quality:
+        print_quality(quality)
     return 0
 
 

@@ -17,7 +17,8 @@ as a ratio to the visible input's of the same run:
   stand still in all three clips, so this is the model without any change of decision), and this frame's
   decisions applied to the clip's mean inputs (the changes of decision alone); the bounded fusion smoothing;
 - the content: ``a Y + c`` and ``b ir`` alone; the rule's total gain ``a + b`` limited after the fact to 1.0 and
-  1.2 (AffineFuse's ``gain_limit``: each block's mean kept);
+  1.2 everywhere (``fusion_smoothing.limit_gain``: each block's mean kept), and to 1.0 only where the picture
+  moves (the default stream's ``motion_gain_limit``, without the averaging);
 - the thermal one frame late (are the streams in sync?), and scored with its own flow (visible-flow table only).
 
 A second table lists the frame pairs at which the thermal's mean grey jumps by more than 1 level (its camera's
@@ -36,8 +37,7 @@ from sage_core.backends import affine_cpu
 from sage_core.checkpoint import load_model
 from sage_core.color import gray_to_uint8, ir_to_gray, vis_to_luma_chroma
 from sage_core.eval.temporal import TemporalStability
-from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig
-from sage_core.models.affine_fuse import GainLimit
+from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig, limit_gain
 from sage_core.options import DEFAULT_WEIGHTS
 from sage_core.thermal_steadying import ThermalSteadier
 from sage_core.video_files import read_clip
@@ -50,11 +50,6 @@ def _coefficients(model: torch.nn.Module, y: np.ndarray, t: np.ndarray) -> tuple
     pooled = affine_cpu.pool_pair(y, t, model.scale)
     with torch.inference_mode():
         return model.from_pooled(torch.from_numpy(pooled))[0][0].numpy(), pooled
-
-
-def _limited(low: np.ndarray, pooled: np.ndarray, limit: float) -> np.ndarray:
-    with torch.inference_mode():
-        return GainLimit(limit)(torch.from_numpy(low)[None], torch.from_numpy(pooled))[0].numpy()
 
 
 def _gain_removed(t: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -75,6 +70,7 @@ def _rows(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) ->
     """{row: summary} and the model's squared two-source error per frame pair."""
     metric, own_flow = TemporalStability(), TemporalStability()
     smoother = CoefficientSmoother(SmoothingConfig(0.8, 0.02))
+    moving = CoefficientSmoother(SmoothingConfig(0.0, motion_gain_limit=1.0))
     ys, ts, steady = _planes(pairs)
     y_mean, t_mean, s_mean = (np.mean(planes, axis=0) for planes in (ys, ts, steady))
     low_mean = np.mean([_coefficients(model, y, t)[0] for y, t in zip(ys, steady)], axis=0)
@@ -98,8 +94,9 @@ def _rows(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) ->
             "steadied; fusion smoothing 0.8 / 0.02": fused(smoother(low_s, pooled_s[0])),
             "steadied; a Y + c alone": fused(np.stack([low_s[0], zero, low_s[2]])),
             "steadied; b ir alone": fused(np.stack([zero, low_s[1], zero])),
-            "steadied; a + b limited to 1.2": fused(_limited(low_s, pooled_s, 1.2)),
-            "steadied; a + b limited to 1.0": fused(_limited(low_s, pooled_s, 1.0)),
+            "steadied; a + b limited to 1.2": fused(limit_gain(low_s, pooled_s[0], 1.2)),
+            "steadied; a + b limited to 1.0": fused(limit_gain(low_s, pooled_s[0], 1.0)),
+            "steadied; a + b limited to 1.0 where the picture moves": fused(moving(low_s, pooled_s[0])),
         }
         if 0 < index < len(pairs) - 1:
             streams["thermal one frame late"] = pairs[index - 1][0]

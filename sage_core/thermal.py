@@ -246,6 +246,8 @@ class ThermalNormalizer:
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
             return tone_mapping.apply_curve(raw, tone_mapping.flat_curve(lo))  # constant first frame
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # no smoothing, so no outlier rules to catch it
+            raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
         curve = tone_mapping.plateau_curve(tone_mapping.histogram_sample(raw), lo, hi, cfg.plateau_level)
         if self._curve is not None and cfg.smoothing > 0:
             curve = tone_mapping.blend(self._curve, curve, cfg.smoothing)
