@@ -1,11 +1,13 @@
-"""One frame pair's way through the product: raw thermal normalised, both cameras on one grid, fused.
+"""One frame pair's way through the product: raw thermal normalised (8-bit thermal steadied), both cameras on one
+grid, fused.
 
 The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a file, a bag and a
 live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
 its parameter callback may change the thermal normalisation.
 
-With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` of ``strength > 0`` the fusion model's
-coefficients are smoothed over time (``fusion_smoothing.py``), where the backend exposes them (an affine model's
+With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength`` or ``motion_gain_limit``
+above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain limited where
+the picture moves (``fusion_smoothing.py``), where the backend exposes them (an affine model's
 CPU split: the shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`).
 The smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the
 order they reach it.
