@@ -134,6 +134,9 @@ class FusionNode(Node):
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
             self.get_logger().info(f"model: {decision}")
+        if self.pipeline.smoother.enabled and not self.fuser.filters_coefficients:
+            self.get_logger().info(f"fusion_smoothing and fusion_motion_gain_limit do nothing with "
+                                   f"{self.fuser.description}: it does not expose the model's coefficients")
         if p.warmup:
             self.fuser.warmup()
 
