@@ -1,64 +1,99 @@
-"""Temporal stability of fused video on the real M3SVD clips (issue 23, goal 2).
+"""Temporal stability of fused video on the real M3SVD clips (issues 23 and 31; docs/temporal.md).
 
-    python benchmarks/bench_temporal.py [--clips ../shared/datasets/m3svd_clips] [--frames 60] [--device cpu]
+    python benchmarks/bench_temporal.py [--clips ../shared/datasets/m3svd_clips] [--frames 60] [--parts]
+        [--model-file-path M ...] [--default-model M] [--quality] [--tone-rows]
 
-For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i): the flow-based warping error
-(sage_core.eval.temporal; docs/temporal.md) and the brightness flicker of the visible and thermal inputs,
-the average, GFF, the default model and the released student, each fused frame by frame, with the
-fused stream's ratio to the visible input's (the goal: <= 1) and to the average's, both measured in the same run;
-a second table gives every stream's two-source flow error (the thermal as second reference: per pixel the
-better of the visible and the thermal flow) and its ratio to the visible input's;
-then the default model through ``FramePipeline`` with the fusion smoothing (``fusion_smoothing`` 0.8,
-``fusion_smoothing_max_change`` 0.02: sage_core/fusion_smoothing.py). Then the thermal tone mapping's share: the
-clips' thermal is 8-bit and already tone-mapped by the camera, so it is normalised once more by each
-method of ``ThermalNormalizer`` (percentile, plateau), as the node would normalise a raw stream, and fused
-by the default model. ``--frames`` limits the frames per clip (0: all); ``--model-file-path M`` (repeatable) adds
-a row per model file (e.g. one trained with ``loss.stability``, docs/temporal.md).
+For each clip (``CLIP/ir.mp4`` + ``CLIP/vis.mp4``, frame i with frame i), every stream's flow-based warping
+error (the visible flow; sage_core.eval.temporal), relative error and brightness flicker, then every stream's
+two-source flow error (per pixel the better of the visible and the thermal camera's own flow), each with its
+ratio to the visible input's from the same run. The streams: the visible and thermal inputs, the average,
+GFF, the released student, the default model fused frame by frame on its own (``Fuser.fuse``, the 8-bit
+thermal as it is: the default stream before issue 31), and **the default stream**: the pipeline the node builds
+from its default parameters (``sage_ros.stream.frame_path.build_pipeline(FusionParams())``: the 8-bit thermal's
+gain steps steadied, the default model, its coefficients averaged along the motion and their total gain limited
+where the picture moves; sage_core/thermal_steadying.py, sage_core/fusion_smoothing.py). Last, for each clip, the
+default stream's two-source error against the larger of the two inputs' (issue 31's goal 2) and against
+the visible's (goal 3).
+
+``--default-model M`` puts a model file in the shipped default's place (the default rows: what the stream would
+be with it). ``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying,
+the coefficient averaging, the gain limit where the picture moves), and the default stream without the gain
+limit. ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
+``--quality`` scores every 6th frame of the default model alone and of the default stream with the fusion metrics
+(what the stream's mechanisms cost a frame). ``--tone-rows`` adds the clips' thermal normalised once more by the
+percentile and plateau methods, as if it were a raw stream, and the default model on it (issue 23's
+tone-mapping share).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from sage_core import Fuser, InferenceOptions
+from sage_core import Fuser
 from sage_core.eval.baselines import make_baseline
+from sage_core.eval.metrics import all_metrics
 from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
-from sage_core.fusion_smoothing import SmoothingConfig
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 from sage_core.video_files import read_clip
+from sage_ros.parameters import FusionParams
+from sage_ros.stream.frame_path import build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT.parent / "shared" / "checkpoints" / "sage_official_student.pt"
 TONE_METHODS = ("percentile", "plateau")
-SMOOTHING = SmoothingConfig(strength=0.8, max_change=0.02)
-SMOOTHED = "default model, smoothed (0.8, 0.02)"
+DEFAULT_STREAM = "default stream (node defaults)"
+QUALITY_EVERY = 6
+QUALITY_KEYS = ("VIF", "Qabf", "SSIM", "MI", "SD")
 
 
 def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], default: Fuser,
-                 frames: int | None) -> dict[str, dict[str, float]]:
+def default_pipelines(params: FusionParams, parts: bool) -> dict[str, FramePipeline]:
+    """Fresh pipelines (their state is per clip): the node's defaults, and with ``parts`` one mechanism each."""
+    pipelines = {DEFAULT_STREAM: build_pipeline(params)}
+    if parts:
+        fuser = pipelines[DEFAULT_STREAM].fuser
+        steady = params.thermal_config()
+        plain = dataclasses.replace(steady, steadying=0.0)
+        smoothing = params.smoothing_config()
+        pipelines["default model + thermal steadying"] = FramePipeline(fuser, ThermalNormalizer(steady))
+        pipelines["default model + coefficient averaging"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+        pipelines["default model + gain limit where it moves"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, strength=0.0))
+        pipelines["default stream without the gain limit"] = FramePipeline(
+            fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+    return pipelines
+
+
+def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], pipelines: dict[str, FramePipeline],
+                 frames: int | None, tone_rows: bool, quality: dict | None = None) -> dict[str, dict[str, float]]:
     """Every stream of one clip through one TemporalStability (the visible frames give the motion, the
-    thermal frames the second flow of the two-source error)."""
+    thermal frames the second flow of the two-source error); with ``quality`` (a dict), the fusion metrics of
+    every ``QUALITY_EVERY``-th frame of the default model alone and of the default stream go into it."""
     metric = TemporalStability()
-    normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in TONE_METHODS}
-    smoothed = FramePipeline(default, smoothing=SMOOTHING)  # 8-bit thermal: passed through, as the node does
-    for ir, vis in read_clip(folder, frames):
+    normalizers = {m: ThermalNormalizer(ThermalNormalizerConfig(m)) for m in TONE_METHODS} if tone_rows else {}
+    default = fusers["default model alone"]
+    for index, (ir, vis) in enumerate(read_clip(folder, frames)):
         streams = {"visible": vis, "thermal": ir}
         streams.update({name: fuser.fuse(ir, vis) for name, fuser in fusers.items()})
-        streams[SMOOTHED] = smoothed.fuse(ir, vis)
+        streams.update({name: pipeline.fuse(ir, vis) for name, pipeline in pipelines.items()})
         for method, normalizer in normalizers.items():
             unit = normalizer(ir)
             streams[f"thermal, {method}"] = _unit_to_uint8(unit)
-            streams[f"default, thermal {method}"] = default.fuse(unit, vis)
+            streams[f"default model, thermal {method}"] = default.fuse(unit, vis)
         metric.add(vis, streams, second_reference=ir)
+        if quality is not None and index % QUALITY_EVERY == QUALITY_EVERY - 1:
+            for name in ("default model alone", DEFAULT_STREAM):
+                quality.setdefault(name, []).append(all_metrics(streams[name], ir, vis))
     return metric.summary()
 
 
@@ -96,27 +131,62 @@ def print_source_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
           "the thermal flow (DIS, each with its own forward-backward mask), over pixels valid under either")
 
 
+def print_goals(results: dict[str, dict[str, dict[str, float]]], stream: str) -> None:
+    """Issue 31's goals 2 and 3 for one stream, clip by clip, by the two-source flow error."""
+    print(f"\n| clip | {stream} | visible | thermal | / larger input (goal 2: <= 1) | / visible (goal 3: <= 1) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for clip, summary in results.items():
+        fused, visible, thermal = (summary[name]["source_flow_error"] for name in (stream, "visible", "thermal"))
+        print(f"| {clip} | {fused:.3f} | {visible:.3f} | {thermal:.3f} | {fused / max(visible, thermal):.3f} | "
+              f"{fused / visible:.3f} |")
+
+
+def print_quality(quality: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+    """Per-frame fusion metrics on the clips' frames: what the stream's mechanisms cost a frame's quality."""
+    print("\n| clip | stream | " + " | ".join(QUALITY_KEYS) + " |\n| --- | --- | " +
+          " | ".join("---" for _ in QUALITY_KEYS) + " |")
+    for clip, streams in quality.items():
+        alone = {k: float(np.mean([m[k] for m in streams["default model alone"]])) for k in QUALITY_KEYS}
+        for name, scores in streams.items():
+            means = {k: float(np.mean([m[k] for m in scores])) for k in QUALITY_KEYS}
+            print(f"| {clip} | {name} | " + " | ".join(
+                f"{means[k]:.3f} ({100 * (means[k] / alone[k] - 1):+.1f} %)" for k in QUALITY_KEYS) + " |")
+    print(f"\nfusion metrics (sage_core.eval.metrics, against the clip's own thermal and visible frames) of every "
+          f"{QUALITY_EVERY}th frame; in brackets against the default model alone")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "datasets" / "m3svd_clips")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60; 0: all)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parts", action="store_true", help="the default model with one mechanism at a time")
+    parser.add_argument("--tone-rows", action="store_true", help="the clips' thermal normalised once more")
+    parser.add_argument("--quality", action="store_true",
+                        help="fusion metrics of every 6th frame, the default model alone and the default stream")
     parser.add_argument("--model-file-path", type=Path, action="append", default=[],
-                        help="a further model to score (a row named after its file); repeatable")
+                        help="a further model to score on its own (a row named after its file); repeatable")
+    parser.add_argument("--default-model", type=Path, help="a model file in the default's place (the default rows)")
     args = parser.parse_args(argv)
-    default = Fuser.from_options(InferenceOptions(device=args.device))
-    if not FramePipeline(default, smoothing=SMOOTHING).smoothing_active:
-        print(f"note: {default.description} exposes no coefficients: the smoothed row is the model's own")
-    fusers: dict[str, LuminanceFuser] = {"average": make_baseline("average"), "gff": make_baseline("gff"),
-                                         "default model": default}
+    params = FusionParams(device=args.device, model_file_path=str(args.default_model or ""))
+    if not default_pipelines(params, False)[DEFAULT_STREAM].fuser.filters_coefficients:
+        print("note: the default model's backend exposes no coefficients here: the fusion smoothing does nothing")
+    fusers: dict[str, LuminanceFuser] = {"average": make_baseline("average"), "gff": make_baseline("gff")}
     if STUDENT.is_file():
         fusers["released student"] = Fuser.from_weights(STUDENT, device=args.device)
+    fusers["default model alone"] = Fuser.from_options(params.inference_options())
     for path in args.model_file_path:
         fusers[str(path)] = Fuser.from_weights(path, device=args.device)
     clips = sorted(p for p in args.clips.iterdir() if (p / "ir.mp4").is_file() and (p / "vis.mp4").is_file())
-    results = {clip.name: measure_clip(clip, fusers, default, args.frames or None) for clip in clips}
+    quality: dict[str, dict] = {clip.name: {} for clip in clips}
+    results = {clip.name: measure_clip(clip, fusers, default_pipelines(params, args.parts), args.frames or None,
+                                       args.tone_rows, quality[clip.name] if args.quality else None)
+               for clip in clips}
     print_table(results)
     print_source_table(results)
+    print_goals(results, DEFAULT_STREAM)
+    if args.quality:
+        print_quality(quality)
     return 0
 
 

@@ -5,7 +5,8 @@
 The evaluation sets hold 8-bit thermal. Each thermal image becomes 16-bit raw counts by a known affine
 map (``RAW_OFFSET + RAW_GAIN * grey``: a 14-bit camera's kind of range), which is fused through
 ``FramePipeline`` as the node would (no smoothing: single images, as ``sage-fuse`` does), once per
-normalisation; the 8-bit thermal as it is (the pipeline passes 8-bit through) is the baseline. Every
+normalisation (the default for raw streams, plateau since issue 31, marked); the 8-bit thermal as it is (what
+the pipeline does with 8-bit thermal, the tone its camera gave it) is the baseline. Every
 fused image is scored twice (``sage_core.eval.metrics``): against the dataset's own 8-bit thermal (the same
 sources for every row, so a normalisation that renders the thermal differently from the dataset's camera
 loses fidelity there) and against the thermal as normalised, the image the model was given.
@@ -40,7 +41,8 @@ def score_dataset(folder: Path, fuser: Fuser, limit: int) -> dict[str, dict[str,
     picks = np.unique(np.linspace(0, len(pairs) - 1, min(limit, len(pairs))).round().astype(int))
     pipelines = {name: FramePipeline(fuser, ThermalNormalizer(ThermalNormalizerConfig(name, smoothing=0.0)))
                  for name in NORMALISATIONS[1:]}
-    pipelines[NORMALISATIONS[0]] = FramePipeline(fuser)
+    # single images, not a stream: no steadying of the 8-bit thermal between unrelated pictures (as sage-fuse)
+    pipelines[NORMALISATIONS[0]] = FramePipeline(fuser, ThermalNormalizer(ThermalNormalizerConfig(steadying=0.0)))
     keys = [f"{name}{against}" for name in NORMALISATIONS for against in ("", " (vs its input)")]
     rows: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
     for index in picks:
@@ -63,10 +65,12 @@ def print_table(folder: str, means: dict[str, dict[str, float]], count: int) -> 
     print("| normalisation | " + " | ".join(METRICS) + " | better than percentile |")
     print("| --- | " + " | ".join("---" for _ in METRICS) + " | --- |")
     reference = means["percentile"]
+    default = ThermalNormalizerConfig().method
     for name, values in means.items():
+        label = name.replace(default, f"{default} (default for raw streams)", 1) if name.startswith(default) else name
         better = sum((values[k] < reference[k]) if k in LOWER_IS_BETTER else (values[k] > reference[k])
                      for k in METRICS)
-        print(f"| {name} | " + " | ".join(f"{values[k]:.3f}" for k in METRICS) + f" | {better} / {len(METRICS)} |")
+        print(f"| {label} | " + " | ".join(f"{values[k]:.3f}" for k in METRICS) + f" | {better} / {len(METRICS)} |")
     print()
 
 

@@ -1,6 +1,7 @@
-"""Thermal tone mapping (issue 23, goal 1): the pumping table, drift, raw formats and cost, percentile vs plateau.
+"""Thermal tone mapping (issues 23 and 31): the pumping table, drift, raw formats and cost, percentile vs plateau;
+8-bit streams keeping their camera's tone.
 
-    python benchmarks/bench_tone_mapping.py [--repeat 30] [--drift-frames 600]
+    python benchmarks/bench_tone_mapping.py [--repeat 30] [--drift-frames 600] [--clips ../shared/datasets/m3svd_clips]
 
 1. Issue 23's scene (640 x 512, 16-bit, background 7400-7800 counts, a person at 8300, from frame 30 a hot
    engine block at 11000 counts over 12 % of the view): background mean grey and std, the person's grey,
@@ -10,6 +11,13 @@
 3. The same scene as 8-bit, 12-bit and float temperatures.
 4. Cost per frame (median of ``--repeat`` calls, interleaved, state carried between calls as in a stream) at 640 x 512
    and 1280 x 1024, 16-bit and float, with the plateau method's ratio to the percentile method's.
+5. 8-bit streams through the default normaliser's 8-bit step (``ThermalNormalizer.steady``, which
+   ``FramePipeline.thermal_unit`` calls: an 8-bit stream is kept as its camera tone-mapped it, only its camera's
+   gain steps are steadied): the scene as 8-bit, and the
+   M3SVD clips' thermal (60 frames each) when ``--clips`` exists: frames returned as they are, and how far the
+   others are from the camera's picture.
+
+The method marked "(default)" is what the node and ``sage-fuse`` use for raw (16-bit and float) streams.
 """
 
 from __future__ import annotations
@@ -17,11 +25,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
 from sage_core.thermal_scene import HotObjectScene, grey_stats
+from sage_core.video_files import read_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_METHOD = ThermalNormalizerConfig().method
 
 METHODS = ("percentile", "plateau")
 FORMATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -45,11 +58,12 @@ def pumping_table(scene: HotObjectScene) -> None:
         stats = play(scene, method, 60)
         rows = [("0-29", {k: float(np.mean([s[k] for s in stats[:30]])) for k in stats[0]})]
         rows += [(str(i), stats[i]) for i in (30, 35, 59)]
+        label = f"{method} (default)" if method == DEFAULT_METHOD else method
         for name, s in rows:
-            print(f"| {method} | {name} | {s['background_mean']:.1f} | {s['background_std']:.1f} | "
+            print(f"| {label} | {name} | {s['background_mean']:.1f} | {s['background_std']:.1f} | "
                   f"{s['person']:.1f} | {s['surroundings']:.1f} | {100 * s['person_clipped']:.0f} % |")
         before, after = rows[0][1], stats[59]
-        print(f"| {method} | change | {after['background_mean'] - before['background_mean']:+.1f} | "
+        print(f"| {label} | change | {after['background_mean'] - before['background_mean']:+.1f} | "
               f"{100 * (after['background_std'] / before['background_std'] - 1):+.0f} % | "
               f"{after['person'] - before['person']:+.1f} | | |")
     print()
@@ -111,16 +125,45 @@ def cost_table(repeat: int) -> None:
     print()
 
 
+def _kept_tone_row(name: str, frames: list[np.ndarray]) -> None:
+    """One 8-bit stream through the default normaliser's 8-bit step (what ``FramePipeline.thermal_unit`` calls)."""
+    normalizer = ThermalNormalizer()
+    kept, differences = 0, []
+    for frame in frames:
+        unit = normalizer.steady(frame)
+        if unit is frame:
+            kept += 1
+        else:
+            differences.append(np.abs(unit.astype(np.float64) * 255.0 - frame).ravel())
+    moved = np.concatenate(differences) if differences else np.zeros(1)
+    print(f"| {name} | {kept} / {len(frames)} | {len(differences)} | {float(moved.mean()):.2f} | "
+          f"{float(np.percentile(moved, 99)):.1f} | {normalizer.steadier.steps} |")
+
+
+def kept_tone_table(scene: HotObjectScene, clips: Path) -> None:
+    print("## 8-bit streams keep their camera's tone (the default normaliser's 8-bit step)\n")
+    print("| stream | frames returned as they are | frames steadied | their mean difference from the camera's "
+          "grey | 99th percentile | gain steps acted on |\n| --- | --- | --- | --- | --- | --- |")
+    _kept_tone_row("the hot-object scene as 8-bit (60 frames)",
+                   [FORMATS["8-bit"](scene.frame(i)) for i in range(60)])
+    if clips.is_dir():
+        for clip in sorted(p for p in clips.iterdir() if (p / "ir.mp4").is_file()):
+            _kept_tone_row(f"M3SVD {clip.name} thermal (60 frames)", [ir for ir, _ in read_clip(clip, 60)])
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per case (default 30)")
     parser.add_argument("--drift-frames", type=int, default=600, help="frames of the drift minute (default 600)")
+    parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "datasets" / "m3svd_clips")
     args = parser.parse_args(argv)
     scene = HotObjectScene()
     pumping_table(scene)
     drift_table(args.drift_frames)
     formats_table(scene)
     cost_table(args.repeat)
+    kept_tone_table(scene, args.clips)
     return 0
 
 

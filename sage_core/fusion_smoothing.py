@@ -1,4 +1,4 @@
-"""Temporal smoothing of an affine fusion model's coefficients, for a steadier fused video (docs/temporal.md).
+"""Temporal treatment of an affine fusion model's coefficients, for a steadier fused video (docs/temporal.md).
 
 AffineFuse decides per 4 x 4 block how much of each camera to show (``F = a Y + b ir + c``, the
 coefficients at 1/4 resolution). Frame to frame, those decisions jitter with sensor and compression noise,
@@ -13,6 +13,15 @@ the coefficient maps that follows the scene:
   this frame's coefficients give; a larger change (a moving object the flow missed, a thermal-only object, a
   new decision) takes the average along with it at once, so nothing trails behind by more than that, while
   jitter smaller than it is averaged with the full ``strength``;
+- where the picture moves, a gain limit (``motion_gain_limit``, 1.0 in the node): the rule's total gain
+  ``a + b`` is brought down to the limit, each block's mean kept (``c`` takes what ``a`` and ``b`` gave it), so
+  there the fused detail changes by no more than the larger of the two cameras' changes (for ``a, b >= 0`` and
+  ``a + b <= 1``, ``|a dY + b dT| <= max(|dY|, |dT|)``); the model adds both cameras at ``a + b`` of about 1.4,
+  which adds both cameras' changes wherever both change (people walking in front of a wall both cameras see).
+  A block moves when either pooled camera, after warping, changed there by more than 1 % of the grey range,
+  fully from 3 %, counted over its 5 x 5 neighbourhood (the reach of the coefficients' upsampling and of the
+  decisions around a moving object). Where nothing moves the model's rule is kept as it is, so a still pair
+  (and the first frame of a stream) is fused exactly as a single image is;
 - reset on a scene cut (either pooled camera, after warping, changes by more than ``scene_cut`` on
   average: a jump after a flat-field correction, a cut in a recording) and on a change of frame size;
 - no rule for repeated frames (a camera freeze): a repeated pair gives the same coefficients again, which the
@@ -34,18 +43,23 @@ from sage_core.errors import ConfigError
 #: Below this many pooled pixels on a side the flow is not worth computing (tiny test frames): zero motion.
 _MIN_FLOW_SIDE = 16
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
+#: A block moves from this change of a pooled camera (0..1) on, fully from the second, over this neighbourhood.
+_MOTION_FROM, _MOTION_FULL = 0.01, 0.03
+_MOTION_REACH = np.ones((5, 5), np.uint8)
 
 
 @dataclass(frozen=True)
 class SmoothingConfig:
-    """``strength``: weight of the previous (warped) coefficients in [0, 1); 0 turns the smoothing off."""
+    """``strength``: weight of the previous (warped) coefficients in [0, 1); 0 turns the averaging off.
+    ``motion_gain_limit``: the most ``a + b`` where the picture moves (0: no limit)."""
 
     strength: float = 0.0
     max_change: float = 0.01  # most the smoothing holds the low-resolution fused picture (0..1) from this frame's
     scene_cut: float = 0.1  # mean change of a pooled camera (0..1) taken as a new scene
+    motion_gain_limit: float = 0.0
 
     def validate(self) -> None:
-        values = (self.strength, self.max_change, self.scene_cut)
+        values = (self.strength, self.max_change, self.scene_cut, self.motion_gain_limit)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             raise ConfigError(f"fusion smoothing settings must be finite numbers, got {values}")
         if not 0.0 <= self.strength < 1.0:
@@ -53,6 +67,8 @@ class SmoothingConfig:
         if self.max_change <= 0.0 or self.scene_cut <= 0.0:
             raise ConfigError(f"fusion smoothing max_change and scene_cut must be > 0, got {self.max_change}, "
                               f"{self.scene_cut}")
+        if self.motion_gain_limit < 0.0:
+            raise ConfigError(f"fusion motion gain limit must be >= 0 (0: none), got {self.motion_gain_limit}")
 
 
 class CoefficientSmoother:
@@ -67,7 +83,7 @@ class CoefficientSmoother:
 
     @property
     def enabled(self) -> bool:
-        return self.config.strength > 0.0
+        return self.config.strength > 0.0 or self.config.motion_gain_limit > 0.0
 
     def reset(self) -> None:
         """Forget the average: the next frame's coefficients are used as they are."""
@@ -91,6 +107,10 @@ class CoefficientSmoother:
         if float(np.abs(pooled - moved).mean(axis=(1, 2)).max()) > self.config.scene_cut:
             self.resets += 1
             return self._keep(low, pooled)
+        if self.config.motion_gain_limit:
+            low = self._limit_where_moving(low, pooled, moved)
+        if not self.config.strength:
+            return self._keep(low, pooled)
         change = low - previous
         # What the new coefficients change in the picture (not the coefficients themselves: a, b and c move
         # together and partly cancel), the largest over the block's neighbours: the coefficients are upsampled
@@ -100,6 +120,12 @@ class CoefficientSmoother:
         # the flow missed) shows at once but for that much, and jitter smaller than it is averaged away.
         weight = np.minimum(self.config.strength, self.config.max_change / np.maximum(effect, 1e-6))
         return self._keep(low - weight[None] * change, pooled)
+
+    def _limit_where_moving(self, low: np.ndarray, pooled: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """The gain limit, blended in by how much each block moves (see the module docstring)."""
+        motion = _cv2().dilate(np.abs(pooled - moved).max(axis=0), _MOTION_REACH)
+        weight = np.clip((motion - _MOTION_FROM) / (_MOTION_FULL - _MOTION_FROM), 0.0, 1.0)
+        return low + weight[None] * (limit_gain(low, pooled, self.config.motion_gain_limit) - low)
 
     def _keep(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         self._low, self._pooled = np.array(low, np.float32), np.array(pooled, np.float32)
@@ -118,6 +144,16 @@ class CoefficientSmoother:
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
         return lambda plane: cv2.remap(np.ascontiguousarray(plane, np.float32), map_x, map_y, cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)
+
+
+def limit_gain(low: np.ndarray, pooled: np.ndarray, limit: float) -> np.ndarray:
+    """Coefficients ``(3, h, w)`` with ``a + b`` at most ``limit`` per block: ``a`` and ``b`` scaled down together,
+    ``c`` taking what they gave the block's mean (``pooled``: the block means of ``Y`` and ``ir``), so that only the
+    amplification of detail changes."""
+    a, b, c = low
+    factor = np.minimum(1.0, limit / np.maximum(a + b, 1e-6))
+    return np.stack([a * factor, b * factor,
+                     c + a * (1.0 - factor) * pooled[0] + b * (1.0 - factor) * pooled[1]]).astype(np.float32)
 
 
 def _cv2():

@@ -1,11 +1,13 @@
-"""One frame pair's way through the product: raw thermal normalised, both cameras on one grid, fused.
+"""One frame pair's way through the product: raw thermal normalised (8-bit thermal steadied), both cameras on one
+grid, fused.
 
 The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a file, a bag and a
 live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
 its parameter callback may change the thermal normalisation.
 
-With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` of ``strength > 0`` the fusion model's
-coefficients are smoothed over time (``fusion_smoothing.py``), where the backend exposes them (an affine model's
+With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength`` or ``motion_gain_limit``
+above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain limited where
+the picture moves (``fusion_smoothing.py``), where the backend exposes them (an affine model's
 CPU split: the shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`).
 The smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the
 order they reach it.
@@ -70,17 +72,18 @@ class FramePipeline:
             return self.smoother(low, pooled)
 
     def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
-        """Raw thermal -> what the model takes: 8-bit as is, 16-bit and float through the normaliser.
+        """Raw thermal -> what the model takes: 8-bit (tone-mapped by its camera) as is but for its camera's gain
+        steps, 16-bit and float through the normaliser.
 
-        Files may store thermal with 3 or 4 (gray) channels; 16-bit and float ones become one channel first.
+        Files may store thermal with 3 or 4 (gray) channels; they become one channel first.
         """
-        if raw.dtype == np.uint8:
+        if raw.dtype == np.uint8 and not self.normalizer.steadier.enabled:
             return raw
         if raw.ndim == 3:
             raw = raw[..., 0] if raw.shape[2] == 1 else cv2.cvtColor(
                 raw, cv2.COLOR_BGR2GRAY if raw.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
         with self._lock:
-            return self.normalizer(raw)
+            return self.normalizer.steady(raw) if raw.dtype == np.uint8 else self.normalizer(raw)
 
     def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False, depth: np.ndarray | None = None,
              aligner: Aligner | None = None) -> np.ndarray:

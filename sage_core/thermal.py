@@ -1,5 +1,9 @@
 """Normalisation of raw thermal images (8/16-bit counts, float temperatures) to [0, 1].
 
+An 8-bit stream is already tone-mapped by its camera and keeps its tone: the pipeline passes it through
+:meth:`ThermalNormalizer.steady`, which only damps its camera's gain steps (``steadying``;
+:mod:`sage_core.thermal_steadying`). What follows is for raw streams (16-bit counts, float temperatures).
+
 Radiometric cameras publish raw counts that fill a small part of the 16-bit
 range, or temperatures as floats; fusion needs [0, 1]. Four methods:
 
@@ -42,6 +46,7 @@ import numpy as np
 
 from sage_core import tone_mapping
 from sage_core.errors import ConfigError, FusionInputError
+from sage_core.thermal_steadying import SteadyingConfig, ThermalSteadier
 
 METHODS = ("percentile", "minmax", "fixed", "plateau")
 #: Percentiles are estimated on every n-th pixel in each direction: ~16x fewer pixels, same range.
@@ -52,7 +57,7 @@ _MIN_SPAN = 1e-6
 
 @dataclass
 class ThermalNormalizerConfig:
-    method: str = "percentile"
+    method: str = "plateau"  # raw streams get what thermal cameras ship: no pumping (docs/temporal.md)
     low_percentile: float = 1.0
     high_percentile: float = 99.0
     fixed_min: float = 0.0
@@ -63,6 +68,7 @@ class ThermalNormalizerConfig:
     plateau_level: float = 3.0  # plateau method: bin cap, times the mean count of the occupied bins
     plateau_tail: float = 0.1  # plateau method: percent of pixels at each end mapped to black / white
     detect_repeats: bool = True  # a frame equal to the previous one (a camera freeze) does not move the state
+    steadying: float = 0.9  # 8-bit streams: weight of the gain-step correction kept per frame (0: off)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -83,6 +89,7 @@ class ThermalNormalizerConfig:
         if not (self.plateau_level > 0.0 and 0.0 <= self.plateau_tail < 50.0):
             raise ConfigError(f"thermal plateau_level must be > 0 and plateau_tail in [0, 50), got "
                               f"{self.plateau_level}, {self.plateau_tail}")
+        SteadyingConfig(self.steadying).validate()
         if self.outlier_ratio <= 1.0 or self.outlier_frames < 1:
             raise ConfigError(f"thermal outlier_ratio must be > 1 and outlier_frames >= 1, got "
                               f"{self.outlier_ratio}, {self.outlier_frames}")
@@ -96,6 +103,7 @@ class ThermalNormalizer:
         self.config.validate()
         self.outliers = 0  # frames whose range was rejected, since start
         self.repeats = 0  # frames that repeated the previous one (camera freezes), since start
+        self.steadier = ThermalSteadier(SteadyingConfig(self.config.steadying))
         self._reset()
 
     def _reset(self) -> None:
@@ -111,7 +119,13 @@ class ThermalNormalizer:
         """Apply new settings (validated first) and forget the smoothed range."""
         config.validate()
         self.config = config
+        self.steadier.reconfigure(SteadyingConfig(config.steadying))
         self._reset()
+
+    def steady(self, frame: np.ndarray) -> np.ndarray:
+        """An 8-bit H x W frame, tone-mapped by its camera: kept as it is, but for its camera's gain steps, which
+        are damped (uint8 as given, or float32 [0, 1] while a step is absorbed; thermal_steadying.py)."""
+        return self.steadier(frame)
 
     @property
     def current_range(self) -> tuple[float, float] | None:
@@ -232,6 +246,8 @@ class ThermalNormalizer:
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
             return tone_mapping.apply_curve(raw, tone_mapping.flat_curve(lo))  # constant first frame
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # no smoothing, so no outlier rules to catch it
+            raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
         curve = tone_mapping.plateau_curve(tone_mapping.histogram_sample(raw), lo, hi, cfg.plateau_level)
         if self._curve is not None and cfg.smoothing > 0:
             curve = tone_mapping.blend(self._curve, curve, cfg.smoothing)

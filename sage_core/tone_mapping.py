@@ -100,8 +100,9 @@ def apply_curve(raw: np.ndarray, curve: ToneCurve) -> np.ndarray:
     levels = 65536
     span = curve.step * (curve.y.size - 1)
     scale = (levels - 1) / span
-    index = np.subtract(raw, np.float32(curve.x0), dtype=np.float32)
-    index *= np.float32(scale)
+    with np.errstate(over="ignore"):  # absurd values of a bad frame become inf, then the top of the table
+        index = np.subtract(raw, np.float32(curve.x0), dtype=np.float32)
+        index *= np.float32(scale)
     np.clip(index, 0.0, np.float32(levels - 1), out=index)
     index += np.float32(0.5)  # the cast truncates: rounds to the nearest level
     table = _table(curve, curve.x0 + np.arange(levels, dtype=np.float64) / scale)

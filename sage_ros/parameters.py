@@ -166,7 +166,8 @@ class FusionParams:
     adopt_after_frames: int = param(
         5, "consecutive messages after which a change of a stream's clock, encoding or resolution is adopted; "
         "until then such messages are rejected and counted", low=1, high=1000)
-    thermal_normalization: str = param("percentile", "how 16-bit and float thermal images map to [0, 1]",
+    thermal_normalization: str = param("plateau", "how raw (16-bit and float) thermal images map to [0, 1]; 8-bit "
+                                       "ones are already tone-mapped by their camera and keep their tone",
                                        choices=METHODS)
     thermal_low_percentile: float = param(1.0, "percentile mapped to black (percentile method)", low=0.0, high=100.0)
     thermal_high_percentile: float = param(99.0, "percentile mapped to white (percentile method)", low=0.0,
@@ -185,14 +186,23 @@ class FusionParams:
         True, "recognise a thermal frame equal to the previous one (a flat-field correction freeze): it does not "
         "move the automatic range, the jump after it is not taken for a change of scene, and it is counted in "
         "/diagnostics")
+    thermal_steadying: float = param(
+        0.9, "8-bit thermal (already tone-mapped by its camera, kept as it is): the camera's gain steps are undone "
+        "and let back in slowly; weight of that correction kept per frame (0: off; 0.9: half of a step within 7 "
+        "frames). See docs/temporal.md", low=0.0, high=0.99)
     fusion_smoothing: float = param(
-        0.0, "weight of the previous frame's fusion decisions (the affine model's coefficients, warped along the "
+        0.8, "weight of the previous frame's fusion decisions (the affine model's coefficients, warped along the "
         "visible motion) in a moving average over time: a steadier fused video (0: none). Applies where the "
         "backend exposes the coefficients (the shipped model on a CPU); see docs/temporal.md", low=0.0, high=0.95)
     fusion_smoothing_max_change: float = param(
         0.02, "the most (fraction of the grey range, at 1/4 resolution) the fusion smoothing may hold the picture "
         "from the current frame's own decisions: larger changes (a moving object) show at once", low=0.001,
         high=1.0)
+    fusion_motion_gain_limit: float = param(
+        1.0, "where the picture moves, the most total gain a + b the fusion rule may give the two cameras' detail "
+        "(each block's mean kept): at 1.0 a moving part of the fused picture changes by no more than the larger of "
+        "its cameras' changes; where nothing moves the model's rule is kept (0: no limit). Applies where the "
+        "backend exposes the coefficients; see docs/temporal.md", low=0.0, high=4.0)
     qos_reliability: str = param("best_effort", "reliability of the input subscriptions (sensor data: "
                                  "best_effort)", read_only=True, choices=("best_effort", "reliable"), launch=True)
     qos_depth: int = param(5, "history depth of the input subscriptions and the output publisher", read_only=True,
@@ -225,12 +235,13 @@ class FusionParams:
                                        self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
                                        self.thermal_range_smoothing, plateau_level=self.thermal_plateau_level,
                                        plateau_tail=self.thermal_plateau_tail,
-                                       detect_repeats=self.thermal_detect_repeats)
+                                       detect_repeats=self.thermal_detect_repeats, steadying=self.thermal_steadying)
 
     def smoothing_config(self) -> SmoothingConfig:
         from sage_core.fusion_smoothing import SmoothingConfig
 
-        return SmoothingConfig(self.fusion_smoothing, self.fusion_smoothing_max_change)
+        return SmoothingConfig(self.fusion_smoothing, self.fusion_smoothing_max_change,
+                               motion_gain_limit=self.fusion_motion_gain_limit)
 
     def alignment_config(self) -> AlignmentConfig:
         from sage_core.alignment import AlignmentConfig
@@ -340,8 +351,9 @@ def check_rules(params: FusionParams) -> None:
 
 
 _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
-                  "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail")
-_SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change")
+                  "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail",
+                  "thermal_steadying")
+_SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change", "fusion_motion_gain_limit")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
 

@@ -7,7 +7,7 @@ import pytest
 from sage_core import Fuser, InferenceOptions
 from sage_core.errors import ConfigError
 from sage_core.eval.temporal import TemporalStability
-from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig
+from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig, limit_gain
 from sage_core.pipeline import FramePipeline
 
 H, W = 120, 160
@@ -126,3 +126,97 @@ def test_onnx_runtime_smooths_as_torch_does(fuser, tmp_path):
     for ir, vis in _noisy_pan(frames=4):
         a, b = torch_path.fuse(ir, vis), onnx_path.fuse(ir, vis)
         assert np.abs(a.astype(np.int16) - b).max() <= 1
+
+
+# ----- the gain limit where the picture moves (motion_gain_limit) ------------------------------------------------
+
+LIMITED = SmoothingConfig(strength=0.0, motion_gain_limit=1.0)
+
+
+def _coefficients(fuser: Fuser, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's coefficients and the pooled planes for one pair, as the CPU split computes them."""
+    captured = {}
+
+    def capture(low, pooled):
+        captured["low"], captured["pooled"] = low, pooled
+        return low
+    fuser.fuse(ir, vis, capture)
+    return captured["low"], captured["pooled"]
+
+
+def _walker(frames: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A warm person both cameras see walks across a still, textured scene."""
+    vis_scene, ir_scene = _texture(H, W, 4) * 150 + 40, _texture(H, W, 5, 8) * 80 + 50
+    pairs = []
+    for i in range(frames):
+        vis, ir = vis_scene.copy(), ir_scene.copy()
+        x = 20 + 8 * i
+        vis[40:90, x:x + 16] = 30 + 60 * _texture(50, 16, 6 + i)
+        ir[40:90, x:x + 16] = 200 + 30 * _texture(50, 16, 9 + i)
+        pairs.append((ir.astype(np.uint8), cv2.cvtColor(vis.astype(np.uint8), cv2.COLOR_GRAY2BGR)))
+    return pairs
+
+
+def test_limit_gain_bounds_a_plus_b_and_keeps_each_blocks_mean():
+    rng = np.random.default_rng(0)
+    low = np.stack([0.9 + 0.2 * rng.random((6, 8)), 0.2 + 0.6 * rng.random((6, 8)), -0.1 * rng.random((6, 8))])
+    pooled = rng.random((2, 6, 8)).astype(np.float32)
+    limited = limit_gain(low.astype(np.float32), pooled, 1.0)
+    assert float((limited[0] + limited[1]).max()) <= 1.0 + 1e-6 and float((low[0] + low[1]).min()) > 1.0
+    def block_means(c):
+        return c[0] * pooled[0] + c[1] * pooled[1] + c[2]
+    assert np.abs(block_means(limited) - block_means(low)).max() < 1e-5
+    assert np.array_equal(limit_gain(low.astype(np.float32), pooled, 5.0), low.astype(np.float32))
+
+
+def test_the_limit_acts_where_the_picture_moves_and_nowhere_else(fuser):
+    smoother = CoefficientSmoother(LIMITED)
+    still_ir, still_vis = _walker(1)[0]
+    low, pooled = _coefficients(fuser, still_ir, still_vis)
+    assert float((low[0] + low[1]).mean()) > 1.15  # the model amplifies: what the limit is for
+    for _ in range(3):  # a still pair, repeated: no motion, the model's own rule
+        assert np.array_equal(smoother(low, pooled), low)
+    smoother.reset()
+    pairs = _walker()
+    for ir, vis in pairs:
+        low, pooled = _coefficients(fuser, ir, vis)
+        out = smoother(low, pooled)
+    x = (20 + 8 * (len(pairs) - 1)) // 4  # the walker's block column now
+    walker = (slice(10, 22), slice(x, x + 4))
+    assert float((out[0] + out[1])[walker].max()) <= 1.0 + 1e-5  # limited where it walks
+    far = (slice(0, 6), slice(W // 4 - 6, W // 4))  # a corner nothing moves near
+    assert np.array_equal(out[:, far[0], far[1]], low[:, far[0], far[1]])
+
+
+def _flickering_patch(frames: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A still scene with a patch whose fine detail both cameras see changing every frame (leaves in the wind)."""
+    vis_scene, ir_scene = _texture(H, W, 4) * 150 + 40, _texture(H, W, 5, 8) * 80 + 50
+    pairs = []
+    for i in range(frames):
+        vis, ir = vis_scene.copy(), ir_scene.copy()
+        leaves = _texture(48, 48, 20 + i, 2)
+        vis[40:88, 60:108], ir[40:88, 60:108] = 60 + 120 * leaves, 120 + 80 * leaves
+        pairs.append((ir.astype(np.uint8), cv2.cvtColor(vis.astype(np.uint8), cv2.COLOR_GRAY2BGR)))
+    return pairs
+
+
+def test_where_it_moves_the_fused_picture_changes_no_more_than_its_cameras(fuser):
+    plain, limited = FramePipeline(fuser), FramePipeline(fuser, smoothing=LIMITED)
+    assert limited.smoothing_active
+    inside = (slice(48, 80), slice(68, 100))  # the patch, away from its edges
+    changes = {"plain": [], "limited": [], "cameras": []}
+    previous = None
+    for ir, vis in _flickering_patch():
+        current = {"plain": plain.fuse(ir, vis, gray=True), "limited": limited.fuse(ir, vis, gray=True),
+                   "ir": ir, "vis": vis[..., 0]}
+        if previous is not None:
+            delta = {k: current[k][inside].astype(float) - previous[k][inside] for k in current}
+            changes["plain"].append(np.abs(delta["plain"]))
+            changes["limited"].append(np.abs(delta["limited"]))
+            changes["cameras"].append(np.maximum(np.abs(delta["ir"]), np.abs(delta["vis"])))
+        previous = current
+    rms = {k: float(np.sqrt(np.mean(np.square(v)))) for k, v in changes.items()}
+    assert rms["plain"] > 1.05 * rms["cameras"]  # the model's rule adds both cameras' changes
+    assert rms["limited"] <= rms["cameras"] and rms["limited"] < 0.9 * rms["plain"]
+    with pytest.raises(ConfigError, match="motion gain limit"):
+        SmoothingConfig(motion_gain_limit=-1.0).validate()

@@ -60,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def thermal_config(args: argparse.Namespace) -> ThermalNormalizerConfig:
-    """The node's normalisation settings; no smoothing, as files are not a sequence. Validated."""
+    """The node's normalisation settings; no smoothing or steadying, as files are not a sequence. Validated."""
     config = ThermalNormalizerConfig(args.thermal_normalization, args.thermal_low_percentile,
                                      args.thermal_high_percentile, args.thermal_fixed_min, args.thermal_fixed_max,
-                                     smoothing=0.0)
+                                     smoothing=0.0, steadying=0.0)
     config.validate()
     return config
 
