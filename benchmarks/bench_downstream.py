@@ -293,7 +293,7 @@ def pair_rows(ref: np.ndarray, ours: np.ndarray, within: float = 1.0) -> np.ndar
 
 def check_torch(method_list, raw, gts, names, post: PostProcess, which: list[str]) -> str:
     """The detector converted to PyTorch (sage_core.eval.tfjs_graph) on the same inputs as TF.js: differences."""
-    from sage_core.eval.tfjs_graph import TorchCenterNet
+    from sage_core.eval.centernet import TorchCenterNet
     torch_detector = TorchCenterNet(RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json")
     lines = ["### The detector in PyTorch against TF.js, same inputs", "",
              ("Each TF.js row (box, score, class of the graph's top 100) is paired with the PyTorch row of its "
