@@ -30,8 +30,11 @@ class FramePipeline:
     """Thermal normalisation, alignment and fusion of one pair; see the module docstring."""
 
     def __init__(self, fuser: Fuser, normalizer: ThermalNormalizer | None = None,
-                 aligner: Aligner | None = None, smoothing: SmoothingConfig | None = None) -> None:
+                 aligner: Aligner | None = None, smoothing: SmoothingConfig | None = None,
+                 machines: Fuser | None = None) -> None:
         self.fuser = fuser
+        #: The second stream's model (for machines: the shipped detection model), fusing the same aligned pair.
+        self.machines = machines
         self.normalizer = normalizer or ThermalNormalizer()
         self.aligner = aligner or Aligner()
         self.smoother = CoefficientSmoother(smoothing)
@@ -83,9 +86,20 @@ class FramePipeline:
 
     def fuse(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False) -> np.ndarray:
         """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``)."""
+        return self.fuse_streams(thermal_raw, rgb_bgr, gray=gray)[0]
+
+    def fuse_streams(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False, people: bool = True,
+                     machines: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Both streams of one pair, normalised and aligned once: ``people`` the model's frame (as :meth:`fuse`),
+        ``machines`` the second model's (None when not asked for or there is none)."""
         thermal, rgb = self.aligner(self.thermal_unit(thermal_raw), rgb_bgr)
-        smooth = self._smooth if self.smoother.enabled else None
-        return self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
+        first = second = None
+        if people:
+            smooth = self._smooth if self.smoother.enabled else None
+            first = self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
+        if machines and self.machines is not None:
+            second = self.machines.fuse_gray(thermal, rgb) if gray else self.machines.fuse(thermal, rgb)
+        return first, second
 
     def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int]) -> np.ndarray:
         """One camera's image alone on the output grid (its partner is missing), as uint8."""

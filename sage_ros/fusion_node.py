@@ -7,6 +7,8 @@ Topics (relative, remappable)::
          thermal/camera_info, rgb/camera_info (optional) sensor_msgs/CameraInfo
     out: fused/image, fused/camera_info      (stamp and frame_id of the reference camera)
          fused/image/compressed              JPEG, encoded only while somebody subscribes
+         detection/image (+ /compressed, detection/camera_info)   the same pairs fused for machines
+                                             (detection_stream), fused only while somebody subscribes
          /diagnostics                        diagnostic_msgs/DiagnosticArray
 
 The input callbacks only convert (or hand compressed images to a decoder thread), validate and pair
@@ -62,7 +64,7 @@ from sage_ros.stream.pairing import Stamped
 from sage_ros.stream.stats import FusionStats
 from sage_ros.stream.time_offset import OffsetWatch
 from sage_ros.stream.worker import InferenceWorker
-from sage_ros.topic_names import DIAGNOSTICS
+from sage_ros.topic_names import DETECTION_IMAGE, DIAGNOSTICS
 
 #: How often a pending pair's decision deadline is checked (the deadline itself is a period plus slop).
 PAIR_DEADLINE_POLL_S = 0.02
@@ -83,6 +85,7 @@ class FusionNode(Node):
         self.params: FusionParams | None = None
         self.stats: FusionStats | None = None
         self.outputs: FusedOutputs | None = None
+        self.machine_outputs: FusedOutputs | None = None  # detection/image (detection_stream)
         self.diagnostics_pub = None
         # load_model: the pipeline, and how many frames it fuses at once
         self.pipeline: FramePipeline | None = None
@@ -120,6 +123,9 @@ class FusionNode(Node):
         # One clock: the node's (ROS time; /clock under use_sim_time) for stamps, rates and latency.
         self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
         self.outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth)
+        if p.detection_stream:
+            self.machine_outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth,
+                                                DETECTION_IMAGE)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
     def load_model(self) -> None:
@@ -129,7 +135,7 @@ class FusionNode(Node):
         p = self.params
         try:
             self.workers = inference_workers(p)
-            self.pipeline = build_pipeline(p, self.workers)
+            self.pipeline = build_pipeline(p, self.workers, machines=p.detection_stream)
         except SageError as exc:
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
@@ -150,7 +156,8 @@ class FusionNode(Node):
                                               np.reshape(p.homography_matrix, (3, 3)) if p.homography_matrix else None,
                                               p.auto_align, p.auto_align_checks, self._on_homography_update)
         self.alignment_watch.start()
-        self.demand = Demand(self.outputs.wanted, lambda: self.params.lazy, self.get_logger().info)
+        self.demand = Demand(lambda: any(self._streams_subscribed()), lambda: self.params.lazy,
+                             self.get_logger().info)
         is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
                              lambda: self.params.stale_timeout, (self._now_ns, time.monotonic_ns))
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
@@ -161,7 +168,8 @@ class FusionNode(Node):
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
                                   self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
-                                    self.inputs.subscriptions, self.intake, self.outputs.topic_names,
+                                    self.inputs.subscriptions, self.intake, self.outputs.topic_names + (
+                                        self.machine_outputs.topic_names if self.machine_outputs else []),
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
                                     lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats)
         # On the steady clock: diagnostics keep coming while a played bag (the node's clock) is paused.
@@ -203,6 +211,9 @@ class FusionNode(Node):
             self.outputs.destroy(self._destroy_output_publisher)
             self.destroy_publisher(self.diagnostics_pub)
             self.outputs = None
+        if self.machine_outputs is not None:
+            self.machine_outputs.destroy(self._destroy_output_publisher)
+            self.machine_outputs = None
 
     def _create_output_publisher(self, msg_type, topic: str, qos):
         return self.create_publisher(msg_type, topic, qos)
@@ -213,6 +224,10 @@ class FusionNode(Node):
     @property
     def fuser(self) -> Fuser:
         return self.pipeline.fuser
+
+    def _streams_subscribed(self) -> tuple[bool, bool]:
+        """Whether fused/image (people) and detection/image (machines) have subscribers."""
+        return self.outputs.wanted(), self.machine_outputs is not None and self.machine_outputs.wanted()
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         """Validate and apply run-time changes; never raises (a refusal carries the reason)."""
@@ -260,7 +275,9 @@ class FusionNode(Node):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
         p = self.params
         try:
-            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses)
+            people, machines = self._streams_subscribed()
+            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses,
+                             (people or not p.lazy, machines))
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
             self.stats.failed("pair", exc)
             return None
@@ -278,10 +295,11 @@ class FusionNode(Node):
         return publish
 
     def _publish(self, fused: FusedFrame, p: FusionParams) -> None:
-        self.outputs.publish_image(fused, p.jpeg_quality)
-        if fused.lens is not None:
-            self.outputs.publish_info(fused_camera_info_fields(fused.lens, fused.plan, *fused.image.shape[:2]),
-                                      fused.header)
+        streams = [(self.outputs, fused.image), (self.machine_outputs, fused.machines)]
+        for outputs, image in [(o, i) for o, i in streams if o is not None and i is not None]:
+            outputs.publish_image(fused, p.jpeg_quality, image)
+            if fused.lens is not None:
+                outputs.publish_info(fused_camera_info_fields(fused.lens, fused.plan, *fused.shape), fused.header)
         latency = (self._now_ns() - stamp_ns(fused.header)) / 1e9
         if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
             self.stats.record(latency_ms=1000 * latency)

@@ -59,6 +59,7 @@ def inference_param(name: str, *, launch: bool = False):
 class FusionParams:
     """Typed view of the node's parameters (field name = parameter name), validated as a whole."""
 
+    model: str = inference_param("model", launch=True)
     model_file_path: str = inference_param("model_file_path", launch=True)
     device: str = inference_param("device", launch=True)
     backend: str = inference_param("backend", launch=True)
@@ -74,10 +75,15 @@ class FusionParams:
         "model and colour work overlaps the previous one's, one on a GPU", read_only=True, low=0, high=8)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
+    detection_stream: bool = param(
+        True, "also offer detection/image (and /compressed, detection/camera_info): the same pairs, paired and aligned "
+        "once, fused by the shipped detection model for machines (a detector's input, docs/downstream.md); each "
+        "stream is fused only while somebody subscribes to it", read_only=True, launch=True)
     jpeg_quality: int = param(90, "JPEG quality of fused/image/compressed (published only while someone "
                               "subscribes to it)", low=1, high=100)
     lazy: bool = param(True, "skip conversion and inference while nobody subscribes to fused/image, "
-                       "fused/image/compressed or fused/camera_info (the image_pipeline behaviour)")
+                       "fused/image/compressed or fused/camera_info, nor to their detection/ twins (the "
+                       "image_pipeline behaviour)")
     thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image), compressed "
                                    "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG, 16-bit kept, or "
                                    "JPEG) or compressedDepth (thermal/image/compressedDepth: 16-bit PNG)",
@@ -209,7 +215,7 @@ class FusionParams:
     def inference_options(self) -> InferenceOptions:
         from sage_core.options import InferenceOptions
 
-        return InferenceOptions(model_file_path=self.model_file_path or None, device=self.device,
+        return InferenceOptions(model=self.model, model_file_path=self.model_file_path or None, device=self.device,
                                 backend=self.backend, engine_cache_dir=self.engine_cache_folder or None,
                                 force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16,
                                 inference_threads=self.inference_threads)
