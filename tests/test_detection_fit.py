@@ -225,3 +225,18 @@ def test_the_pooled_input_is_the_models_own():
     y, ir = (rng.integers(0, 256, (50, 70), dtype=np.uint8) for _ in range(2))
     expected = F.avg_pool2d(torch.from_numpy(np.stack((y, ir))).float()[None] / 255.0, 4, ceil_mode=True)
     assert torch.allclose(pooled_input(y, ir, 4), expected)
+
+
+def test_labels_of_a_training_split_add_peaks_where_the_boxes_are(tmp_path):
+    from sage_core.train.detection_labels import gaussian_radius, label_heatmap
+
+    label = tmp_path / "a.txt"
+    label.write_text("0 0.25 0.5 0.05 0.2\n2 0.75 0.25 0.2 0.1\n1 0.5 0.5 0.1 0.1\n")  # person, car, bicycle
+    heat = label_heatmap(label, (480, 640), (512, 512), [0, 2, 5, 7])
+    assert heat.shape == (4, 128, 128)
+    assert heat[0, 64, 32] == 1.0 and heat[1, 32, 96] == 1.0  # peaks at the box centres, in their channels
+    assert heat[2:].max() == 0 and np.count_nonzero(heat[0] == 1.0) == 1  # no bus/truck/bicycle peaks
+    assert 0 < heat[0, 64, 33] < 1 and heat[0, 64, 40] == 0  # a Gaussian of the box's radius, not beyond
+    assert gaussian_radius(10, 10) < gaussian_radius(40, 40)
+    with pytest.raises(ConfigError, match="labels are read for training on the train split only"):
+        load_fit_config(CONFIG, ["data.train=[{path: x, split: all, labels: fusion}]"])

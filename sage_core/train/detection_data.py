@@ -38,6 +38,7 @@ class SourceSpec:
     split: str = "all"
     every: int = 1
     limit: int | None = None
+    labels: str | None = None  # a label set (PATH/labels/SET/<stem>.txt) added to the targets; train split only
 
 
 def split_index(index: int, split: str) -> bool:
@@ -120,6 +121,19 @@ def object_count(heat: np.ndarray, kept: torch.Tensor, peak_score: float) -> np.
     return (peaks.any(1) & (kept > 0)).sum(dim=(1, 2)).numpy()
 
 
+def with_labels(targets: WindowTargets, label_file: Path, image_size: tuple[int, int], input_size: tuple[int, int],
+                classes: list[int]) -> WindowTargets:
+    """``targets`` with the boxes of ``label_file`` as peaks, per cell the larger (``detection_labels.py``)."""
+    from sage_core.train.detection_labels import label_heatmap
+
+    peaks = label_heatmap(label_file, image_size, input_size, classes)
+    heat = targets.heat.copy()
+    for k, window in enumerate(targets.windows):
+        rows, cols = window.cells()
+        heat[k] = np.maximum(heat[k], peaks[:, rows, cols].astype(np.float16))
+    return WindowTargets(targets.windows, heat, targets.sizes)
+
+
 def load_images(specs: list[SourceSpec], cache: TargetCache, scale: int, border: int, peak_score: float,
                 progress: bool = True) -> list[TrainingImage]:
     """Every image of ``specs`` with its planes, pooled input and targets (computed once, then from the cache)."""
@@ -131,6 +145,9 @@ def load_images(specs: list[SourceSpec], cache: TargetCache, scale: int, border:
             ycrcb = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)
             planes = {"y": ycrcb[..., 0].copy(), "cr": ycrcb[..., 1].copy(), "cb": ycrcb[..., 2].copy(), "ir": ir}
             targets = cache.targets(ir, vis)
+            if spec.labels:
+                label_file = Path(spec.path) / "labels" / spec.labels / f"{name.rsplit('/', 1)[-1]}.txt"
+                targets = with_labels(targets, label_file, ir.shape, cache.detector.input_size, cache.detector.classes)
             kept = torch.stack([kept_cells(w, cache.detector.input_size, border) for w in targets.windows])
             images.append(TrainingImage(name, f"{Path(spec.path).name}:{spec.split}", planes,
                                         pooled_input(planes["y"], ir, scale), targets, kept,

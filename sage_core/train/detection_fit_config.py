@@ -88,6 +88,9 @@ def sources(entries: list, key: str) -> list[SourceSpec]:
             raise ConfigError(f"{key}: {spec.path}: split {spec.split!r}; expected one of {', '.join(SPLITS)}")
         if spec.split == "test" and key == "data.train":
             raise ConfigError(f"{key}: {spec.path}: the test split is never trained on")
+        if spec.labels and (key != "data.train" or spec.split != "train"):
+            raise ConfigError(f"{key}: {spec.path}: labels are read for training on the train split only "
+                              f"(here split {spec.split})")
         specs.append(spec)
     return specs
 
