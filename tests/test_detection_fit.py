@@ -240,3 +240,29 @@ def test_labels_of_a_training_split_add_peaks_where_the_boxes_are(tmp_path):
     assert gaussian_radius(10, 10) < gaussian_radius(40, 40)
     with pytest.raises(ConfigError, match="labels are read for training on the train split only"):
         load_fit_config(CONFIG, ["data.train=[{path: x, split: all, labels: fusion}]"])
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_the_chroma_model_exports_and_its_colour_survives(tmp_path, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    from sage_core import Fuser, InferenceOptions
+    from sage_core.checkpoint import save_checkpoint
+    from sage_core.export import export_model
+
+    model = _trained_looking_model()
+    with torch.no_grad():
+        model.coefficients.bias.copy_(torch.tensor([0.6, 0.3, 0.05, 0.2]))  # a chroma gain far from 1
+    source = save_checkpoint(model, tmp_path / "m.pt")
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    export_model(source, fmt, out, device="cpu")
+    rng = np.random.default_rng(4)
+    vis = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ir = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    exported = Fuser.from_options(InferenceOptions(model_file_path=out, device="cpu"))
+    eager = Fuser(model, device="cpu")
+    assert exported.chroma_output and eager.chroma_output
+    assert np.abs(exported.fuse(ir, vis).astype(int) - eager.fuse(ir, vis).astype(int)).max() <= 1
+    fused = eager.fuse(ir, vis).astype(int)
+    assert np.abs(fused[..., 0] - fused[..., 2]).mean() < np.abs(
+        vis[..., 0].astype(int) - vis[..., 2]).mean() / 2  # the gain took most of the colour away
