@@ -52,9 +52,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("model", str, "default",
-            "shipped model by name: default (for people: the operator's picture) or detection (for machines: the "
-            "frame a frozen detector finds more in than in either camera or their average, docs/downstream.md); "
-            "model_file_path, when set, is used instead", choices=MODEL_NAMES),
+            "shipped model by name: default (for people: the operator's picture) or detection (for machines: "
+            "trained through a frozen detector as its input, docs/downstream.md); model_file_path, when set, is used "
+            "instead", choices=MODEL_NAMES),
     Setting("model_file_path", str, "",
             "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / TensorRT export with "
             "its sidecar JSON; empty: the shipped model named by model", aliases=("--weights",), path=True),
