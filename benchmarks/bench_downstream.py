@@ -48,7 +48,7 @@ from sage_core.eval.detection import (
     postprocess,
     union_labels,
 )
-from sage_core.options import DEFAULT_WEIGHTS
+from sage_core.options import DEFAULT_WEIGHTS, SHIPPED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "benchmarks" / "downstream"
@@ -135,14 +135,17 @@ def methods(model_paths: list[Path]) -> list[Method]:
              Method("average (Y)", "average_y", lambda: make_baseline("average").fuse),
              Method("gff", "gff", lambda: make_baseline("gff").fuse)]
     found.append(model_method("ours (default)", None))
+    found += [model_method("ours (detection)", SHIPPED_MODELS["detection"])] * SHIPPED_MODELS["detection"].exists()
     if OFFICIAL.exists():
         found.append(model_method("released student", OFFICIAL))
     found += [model_method(Path(p).stem, Path(p)) for p in model_paths]
     return found
 
 
-def stems(limit: int | None) -> list[str]:
+def stems(limit: int | None, split: str = "all") -> list[str]:
+    """The pairs' stems, sorted; ``split`` ``test``: the held-out half (odd indices; sage_core.train.detection_data)."""
     names = sorted(p.stem for p in (DATA / "vis").glob("*.png"))
+    names = [n for i, n in enumerate(names) if split == "all" or i % 2 == 1]
     if limit and limit < len(names):  # spread over the list, so a few images hold day and night pairs
         names = [names[int(i)] for i in np.linspace(0, len(names) - 1, limit).round()]
     return names
@@ -260,13 +263,13 @@ def draw(image: np.ndarray, dets: dict, truth: dict, title: str, min_score: floa
 
 
 def picture(method_list, raw, gts, names, post: PostProcess, path: Path, min_score: float = 0.3) -> str | None:
-    """Detections on visible, thermal, average and the shipped model's fusion for the night pair with most people."""
+    """Detections on visible, thermal, average and the shipped models' frames for the night pair with most people."""
     truth = gts["fusion"]
     night = subset(names, "night") or names
     if not night:
         return None
     stem = max(night, key=lambda s: (len(truth[s]["person"]), s))
-    shown = [m for m in method_list if m.name in ("visible", "thermal", "average", "ours (default)")]
+    shown = [m for m in method_list if m.name in ("visible", "thermal", "average") or m.name.startswith("ours")]
     ir, vis = read_pair(stem)
     panels = [draw(m.make()(ir, vis), postprocess(raw[m.name][stem], post), truth[stem],
                    f"{m.name} ({stem})", min_score) for m in shown]
@@ -293,7 +296,7 @@ def pair_rows(ref: np.ndarray, ours: np.ndarray, within: float = 1.0) -> np.ndar
 
 def check_torch(method_list, raw, gts, names, post: PostProcess, which: list[str]) -> str:
     """The detector converted to PyTorch (sage_core.eval.tfjs_graph) on the same inputs as TF.js: differences."""
-    from sage_core.eval.tfjs_graph import TorchCenterNet
+    from sage_core.eval.centernet import TorchCenterNet
     torch_detector = TorchCenterNet(RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json")
     lines = ["### The detector in PyTorch against TF.js, same inputs", "",
              ("Each TF.js row (box, score, class of the graph's top 100) is paired with the PyTorch row of its "
@@ -330,6 +333,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-file-path", nargs="*", type=Path, default=[], help="more fusion models to score")
     parser.add_argument("--limit", type=int, default=None, help="only N pairs (spread over day and night)")
+    parser.add_argument("--split", choices=("all", "test"), default="all",
+                        help="test: only the held-out half (odd indices), which detection training never reads")
     parser.add_argument("--smoke", action="store_true", help="3 pairs, 100 resamples: checks that it runs")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -357,7 +362,7 @@ def main(argv=None) -> int:
         return 2
     ensure_runner()
     start = time.perf_counter()
-    names = stems(args.limit)
+    names = stems(args.limit, args.split)
     method_list = methods(args.model_file_path)
     cache = args.cache
     if args.no_cache:
@@ -368,15 +373,15 @@ def main(argv=None) -> int:
     results = score(raw, gts, names, args.resamples, args.seed, post)
     stem = picture(method_list, raw, gts, names, post, args.out / "night_detections.png")
     elapsed = time.perf_counter() - start
-    header = (f"## Downstream detection on msrs180 ({len(names)} pairs: {len(subset(names, 'day'))} day, "
-              f"{len(subset(names, 'night'))} night)\n\n"
+    header = (f"## Downstream detection on msrs180{' (held-out test half)' if args.split == 'test' else ''} "
+              f"({len(names)} pairs: {len(subset(names, 'day'))} day, {len(subset(names, 'night'))} night)\n\n"
               f"Detector: CenterNet MobileNetV3 (COCO), @vladmandic/human 3.3.6 `models/centernet.json`, TF.js 4.22.0 "
               f"WASM, unchanged; detections with score >= {post.min_score}, COCO car+bus+truck = car, "
               f"{'per-class' if post.nms == 'class' else 'class-agnostic'} NMS at IoU {post.iou_threshold}, at most "
               f"{post.max_detections} per {'class and image' if post.nms == 'class' else 'image'}. `average` and `max` "
               f"are plain per-channel image operations on visible and thermal; `average (Y)` is the project's "
-              f"luminance baseline. AP50 is VOC "
-              f"all-point at IoU 0.5 pooled over images; intervals: paired bootstrap over images, {args.resamples} "
+              f"luminance baseline. AP50 is VOC all-point at IoU 0.5 pooled over images; intervals: paired bootstrap "
+              f"over images, {args.resamples} "
               f"resamples, seed {args.seed}. `fusion` labels were drawn on fused images; `infrared+visible` is the "
               f"union of the boxes drawn on each camera alone (each set annotated per camera; a visible box with "
               f"IoU >= 0.5 to an infrared box of its class is one object). Picture: {stem}. Run time {elapsed:.0f} s.")

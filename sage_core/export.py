@@ -20,7 +20,7 @@ import torch
 from sage_core.atomic import publish
 from sage_core.backends import FORMATS, OnnxRuntimeBackend, TorchBackend
 from sage_core.backends.export_format import library_versions, sidecar_path, write_sidecar
-from sage_core.checkpoint import file_sha256, load_model
+from sage_core.checkpoint import CheckpointInfo, file_sha256, load_model
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.errors import ConfigError
 from sage_core.fuser import Fuser
@@ -68,7 +68,7 @@ def _validate(path: Path, model, fmt: str, pair: tuple[np.ndarray, np.ndarray, s
     if fmt == "onnx" and device.type == "cuda" and not OnnxRuntimeBackend.available(device)[0]:
         check_device = torch.device("cpu")  # an onnxruntime without CUDA still checks the file
     exported = Fuser.from_options(InferenceOptions(model_file_path=path, device=str(check_device)))
-    reference = Fuser(TorchBackend(model, check_device))
+    reference = Fuser(TorchBackend(model, check_device), info=CheckpointInfo(None, model.arch, model.config(), "eager"))
     y, gray = vis_to_luma_chroma(vis).y, ir_to_gray(ir)
     diff_luma = float(np.abs(exported.fuse_luminance(y, gray) - reference.fuse_luminance(y, gray)).max())
     diff_image = int(np.abs(exported.fuse(ir, vis).astype(int) - reference.fuse(ir, vis).astype(int)).max())

@@ -14,6 +14,7 @@ import torch
 from sage_core.backends import Backend, TorchBackend, load_backend
 from sage_core.backends.affine_cpu import CoefficientFilter
 from sage_core.checkpoint import CheckpointInfo
+from sage_core.chroma_gain import scale_chroma, scale_chroma_torch
 from sage_core.color import (
     LumaChroma,
     gray_to_uint8,
@@ -25,7 +26,7 @@ from sage_core.color import (
     vis_to_luma_chroma_torch,
 )
 from sage_core.errors import FusionInputError
-from sage_core.models import FusionModel
+from sage_core.models import ARCHITECTURES, FusionModel
 from sage_core.options import DEFAULT_WEIGHTS, InferenceOptions, resolve_device
 
 __all__ = ["DEFAULT_WEIGHTS", "Fuser", "LuminanceFuser", "resolve_device"]
@@ -39,6 +40,8 @@ class LuminanceFuser:
     """
 
     name = "fuser"
+    #: Whether :meth:`fuse_planes` also gives a gain on the visible chroma (a model with a chroma output).
+    chroma_output = False
 
     def fuse_luminance(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         """Visible luminance and thermal, float32 H x W in [0, 1] -> fused luminance (clamped later)."""
@@ -70,7 +73,14 @@ class LuminanceFuser:
         see :attr:`filters_coefficients` (the temporal smoothing of ``FramePipeline``).
         """
         gray_ir, luma = self._planes(ir, vis)
+        if self.chroma_output:
+            fused, gain = self.fuse_planes(luma.y, gray_ir)
+            return recompose_bgr(fused, *scale_chroma(luma.cr, luma.cb, gain))
         return recompose_bgr(self.fuse_luminance_filtered(luma.y, gray_ir, coefficient_filter), luma.cr, luma.cb)
+
+    def fuse_planes(self, y: np.ndarray, ir: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fused luminance and the chroma gain, each H x W float32 (models with :attr:`chroma_output`)."""
+        raise NotImplementedError(f"{self.name} has no chroma output")
 
     def fuse_gray(self, ir: np.ndarray, vis: np.ndarray,
                   coefficient_filter: CoefficientFilter | None = None) -> np.ndarray:
@@ -119,6 +129,16 @@ class Fuser(LuminanceFuser):
         return self._arch
 
     @property
+    def chroma_output(self) -> bool:  # type: ignore[override]
+        return getattr(ARCHITECTURES.get(self._arch), "chroma_output", False)
+
+    def fuse_planes(self, y: np.ndarray, ir: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if y.shape != ir.shape or y.ndim != 2:
+            raise FusionInputError(f"luminance {y.shape} and thermal {ir.shape} must be equal H x W arrays")
+        planes = self.backend.run_numpy_planes(y, ir)
+        return planes[0], planes[1]
+
+    @property
     def description(self) -> str:
         return f"{self._arch} via {self.backend.name} ({self.backend.detail}) on {self.device}"
 
@@ -149,8 +169,9 @@ class Fuser(LuminanceFuser):
         """The colour pipeline as torch operations on the model's device (one upload, one download)."""
         gray_ir, luma = self._planes_torch(ir, vis)
         with torch.inference_mode():
-            fused = self.backend.run(luma[0][None, None], gray_ir[None, None])[0, 0]
-            return recompose_bgr_torch(fused, luma[1], luma[2]).cpu().numpy()
+            planes = self.backend.run(luma[0][None, None], gray_ir[None, None])[0]
+            chroma = scale_chroma_torch(luma[1], luma[2], planes[1]) if self.chroma_output else luma[1:]
+            return recompose_bgr_torch(planes[0], *chroma).cpu().numpy()
 
     def _planes_torch(self, ir: np.ndarray, vis: np.ndarray):
         if ir.shape[:2] != vis.shape[:2]:

@@ -16,6 +16,9 @@ from pathlib import Path
 DEVICES = ("auto", "cpu", "cuda")
 #: The backends' names plus ``auto``; sage_core.backends.registry checks its classes against this.
 BACKEND_CHOICES = ("auto", "torch", "torchscript", "onnxruntime", "tensorrt")
+#: The shipped models by name (their files: ``sage_core.options.SHIPPED_MODELS``): ``default`` makes the picture for
+#: people, ``detection`` the frame for machines (a frozen detector's input, docs/downstream.md).
+MODEL_NAMES = ("default", "detection")
 GROUP_TITLE = "model and inference (the fusion node's parameters of the same names)"
 #: Set on the namespace by ``add_arguments(unset_defaults=True)``, so :func:`given` knows None means 'not given'.
 _UNSET_MARK = "_inference_defaults_unset"
@@ -48,9 +51,13 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting("model", str, "default",
+            "shipped model by name: default (for people: the operator's picture) or detection (for machines: "
+            "trained through a frozen detector as its input, docs/downstream.md); model_file_path, when set, is used "
+            "instead", choices=MODEL_NAMES),
     Setting("model_file_path", str, "",
             "model file: our checkpoint, the released SAGE student, or a TorchScript / ONNX / TensorRT export with "
-            "its sidecar JSON; empty: the shipped default model", aliases=("--weights",), path=True),
+            "its sidecar JSON; empty: the shipped model named by model", aliases=("--weights",), path=True),
     Setting("device", str, "auto", "inference device", choices=DEVICES, cli_values="auto, cpu, cuda or cuda:N"),
     Setting("backend", str, "auto", "inference backend; auto: the fastest available for the device (logged with "
             "reasons)", choices=BACKEND_CHOICES),

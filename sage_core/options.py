@@ -19,11 +19,13 @@ from sage_core.inference_settings import DEVICES
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_ENGINE_SHAPE", "DEFAULT_WEIGHTS", "DEVICES", "InferenceOptions", "resolve_device",
-           "resolve_threads"]
+__all__ = ["DEFAULT_ENGINE_SHAPE", "DEFAULT_WEIGHTS", "DEVICES", "SHIPPED_MODELS", "InferenceOptions",
+           "resolve_device", "resolve_threads"]
 
 #: Where the shipped default model lives (our checkpoint format); used when no model file is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "affine_fuse_default.pt"
+#: The shipped models by name (``inference_settings.MODEL_NAMES``; model card: sage_core/weights/README.md).
+SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS, "detection": DEFAULT_WEIGHTS.with_name("affine_chroma_detection.pt")}
 #: The frame size (height, width) compiled engines are tuned at (their profile's ``opt``; they take 32x32 to
 #: 1920x1200, see backends/engine_profile.py); 640x512 is the common thermal size.
 DEFAULT_ENGINE_SHAPE = (512, 640)
@@ -33,7 +35,8 @@ DEFAULT_ENGINE_SHAPE = (512, 640)
 class InferenceOptions:
     """How to load and run a fusion model; every field has the node parameter's name and meaning."""
 
-    model_file_path: str | os.PathLike | None = None  # None or "": the shipped default model
+    model: str = "default"  # a shipped model by name (SHIPPED_MODELS), used when model_file_path is not given
+    model_file_path: str | os.PathLike | None = None  # None or "": the shipped model named by ``model``
     device: str = "auto"  # auto | cpu | cuda[:N]
     backend: str = "auto"  # one of inference_settings.BACKEND_CHOICES
     engine_cache_dir: str | os.PathLike | None = None  # None: ~/.cache/sage_ros/engines
@@ -44,8 +47,13 @@ class InferenceOptions:
 
     @property
     def model_path(self) -> Path:
-        """The model file to load: the given one, or the shipped default."""
-        return Path(self.model_file_path) if self.model_file_path else DEFAULT_WEIGHTS
+        """The model file to load: the given one, or the shipped model named by :attr:`model`."""
+        if self.model_file_path:
+            return Path(self.model_file_path)
+        if self.model not in SHIPPED_MODELS:
+            raise ConfigError(f"model {self.model!r}: not a shipped model; expected one of {', '.join(SHIPPED_MODELS)} "
+                              "(or a file in model_file_path)")
+        return SHIPPED_MODELS[self.model]
 
 
 def resolve_threads(threads: int, pool_spins: bool = False) -> int:

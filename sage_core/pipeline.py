@@ -33,8 +33,11 @@ class FramePipeline:
     """Thermal normalisation, alignment and fusion of one pair; see the module docstring."""
 
     def __init__(self, fuser: Fuser, normalizer: ThermalNormalizer | None = None,
-                 aligner: Aligner | None = None, smoothing: SmoothingConfig | None = None) -> None:
+                 aligner: Aligner | None = None, smoothing: SmoothingConfig | None = None,
+                 machines: Fuser | None = None) -> None:
         self.fuser = fuser
+        #: The second stream's model (for machines: the shipped detection model), fusing the same aligned pair.
+        self.machines = machines
         self.normalizer = normalizer or ThermalNormalizer()
         self.aligner = aligner or Aligner()
         self.smoother = CoefficientSmoother(smoothing)
@@ -90,6 +93,13 @@ class FramePipeline:
         """Raw thermal (H x W) + BGR (or gray) visible -> fused BGR uint8 (or gray uint8 with ``gray``).
         ``aligner``: instead of the pipeline's (a rig's, for the current intrinsics and distance); ``depth``: the
         visible image's depth, registering thermal per pixel (a ``RigAligner`` only)."""
+        return self.fuse_streams(thermal_raw, rgb_bgr, gray=gray, depth=depth, aligner=aligner)[0]
+
+    def fuse_streams(self, thermal_raw: np.ndarray, rgb_bgr: np.ndarray, gray: bool = False,
+                     depth: np.ndarray | None = None, aligner: Aligner | None = None, people: bool = True,
+                     machines: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Both streams of one pair, normalised and aligned once (as :meth:`fuse`): ``people`` the model's frame,
+        ``machines`` the second model's (None when not asked for or there is none)."""
         aligner = aligner or self.aligner
         if depth is None:
             thermal, rgb = aligner(self.thermal_unit(thermal_raw), rgb_bgr)
@@ -97,8 +107,13 @@ class FramePipeline:
             thermal, rgb = aligner.align_depth(self.thermal_unit(thermal_raw), rgb_bgr, depth)
         else:
             raise FusionInputError("a depth image registers thermal per pixel only with a rig (its extrinsics)")
-        smooth = self._smooth if self.smoother.enabled else None
-        return self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
+        first = second = None
+        if people:
+            smooth = self._smooth if self.smoother.enabled else None
+            first = self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
+        if machines and self.machines is not None:
+            second = self.machines.fuse_gray(thermal, rgb) if gray else self.machines.fuse(thermal, rgb)
+        return first, second
 
     def passthrough(self, camera: Camera, image: np.ndarray, other_size: tuple[int, int],
                     aligner: Aligner | None = None) -> np.ndarray:

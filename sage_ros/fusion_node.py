@@ -8,6 +8,8 @@ Topics (relative, remappable)::
          rgb/depth, rgb/camera_info beside it (use_depth) a depth image registered to rgb (node/depth_input.py)
     out: fused/image, fused/camera_info      (stamp and frame_id of the reference camera)
          fused/image/compressed              JPEG, encoded only while somebody subscribes
+         detection/image (+ /compressed, detection/camera_info)   the same pairs fused for machines
+                                             (detection_stream), fused only while somebody subscribes
          /diagnostics                        diagnostic_msgs/DiagnosticArray
 
 The input callbacks only convert (or hand compressed images to a decoder thread), validate and pair
@@ -33,13 +35,10 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 
 from sage_core.alignment import Aligner
 from sage_core.cameras import Camera
@@ -48,15 +47,14 @@ from sage_core.fuser import Fuser
 from sage_core.pipeline import FramePipeline
 from sage_ros.codec.camera_info import fused_camera_info_fields
 from sage_ros.codec.header import stamp_ns
-from sage_ros.dds_profile import FASTDDS_PROFILE
 from sage_ros.node.demand import Demand
 from sage_ros.node.depth_input import DepthInput
 from sage_ros.node.fused_outputs import FusedOutputs
 from sage_ros.node.health_monitor import HealthMonitor
 from sage_ros.node.image_inputs import ImageInputs
-from sage_ros.node.lifetime import StopRequest, spin_until_stopped
+from sage_ros.node.lifetime import run_node
 from sage_ros.node.ros_parameters import declare_parameters, read_parameters
-from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values, render_yaml
+from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values
 from sage_ros.stream.alignment_watch import AlignmentWatch
 from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers
 from sage_ros.stream.frames import Frame, Job
@@ -69,7 +67,7 @@ from sage_ros.stream.rig_registration import RigRegistration
 from sage_ros.stream.stats import FusionStats
 from sage_ros.stream.time_offset import OffsetWatch
 from sage_ros.stream.worker import InferenceWorker
-from sage_ros.topic_names import DIAGNOSTICS
+from sage_ros.topic_names import DETECTION_IMAGE, DIAGNOSTICS
 
 #: How often a pending pair's decision deadline is checked (the deadline itself is a period plus slop).
 PAIR_DEADLINE_POLL_S = 0.02
@@ -90,6 +88,7 @@ class FusionNode(Node):
         self.params: FusionParams | None = None
         self.stats: FusionStats | None = None
         self.outputs: FusedOutputs | None = None
+        self.machine_outputs: FusedOutputs | None = None  # detection/image (detection_stream)
         self.diagnostics_pub = None
         self.rig: RigRegistration | None = None  # a rig's geometry registers the cameras (rig_file, rig_translation)
         # load_model: the pipeline, and how many frames it fuses at once
@@ -131,6 +130,9 @@ class FusionNode(Node):
         # One clock: the node's (ROS time; /clock under use_sim_time) for stamps, rates and latency.
         self.stats = FusionStats(log_bad=self.get_logger().warning, clock=self._now_ns)
         self.outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth)
+        if p.detection_stream:
+            self.machine_outputs = FusedOutputs(self._create_output_publisher, self.resolve_topic_name, p.qos_depth,
+                                                DETECTION_IMAGE)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.load_model()
 
@@ -141,7 +143,7 @@ class FusionNode(Node):
         p = self.params
         try:
             self.workers = inference_workers(p)
-            self.pipeline = build_pipeline(p, self.workers)
+            self.pipeline = build_pipeline(p, self.workers, machines=p.detection_stream)
         except SageError as exc:
             raise ParameterError(str(exc)) from None
         for decision in self.fuser.decisions:
@@ -171,7 +173,8 @@ class FusionNode(Node):
         if self.rig:
             self.alignment_watch.status.reason = "off: the rig's geometry registers the cameras"
         self.alignment_watch.start()
-        self.demand = Demand(self.outputs.wanted, lambda: self.params.lazy, self.get_logger().info)
+        self.demand = Demand(lambda: any(self._streams_subscribed()), lambda: self.params.lazy,
+                             self.get_logger().info)
         is_stale = Staleness(lambda camera: self.stats.last_arrival_ns(camera.label),
                              lambda: self.params.stale_timeout, (self._now_ns, time.monotonic_ns))
         self.intake = FrameIntake(p, self._on_pair, self._on_single, is_stale, self.stats.bad.report,
@@ -184,7 +187,8 @@ class FusionNode(Node):
         self.inputs = ImageInputs(self, p, self.stats, self.intake, self.lenses, self.demand.wanted,
                                   self.stats.bad.report, self._now_ns)
         self.health = HealthMonitor(self, self.diagnostics_pub, lambda: self.params, self.stats, is_stale,
-                                    self.inputs.subscriptions, self.intake, self.outputs,
+                                    self.inputs.subscriptions, self.intake,
+                                    [group for group in (self.outputs, self.machine_outputs) if group is not None],
                                     self.alignment_watch, f"{self.fuser.name} on {self.fuser.device}",
                                     lambda: self.demand.idle_since, lambda: self.pipeline.normalizer.repeats,
                                     backend_fallback=self.fuser.fallback)
@@ -240,6 +244,9 @@ class FusionNode(Node):
             self.outputs.destroy(self._destroy_output_publisher)
             self.destroy_publisher(self.diagnostics_pub)
             self.outputs = None
+        if self.machine_outputs is not None:
+            self.machine_outputs.destroy(self._destroy_output_publisher)
+            self.machine_outputs = None
 
     def _create_output_publisher(self, msg_type, topic: str, qos):
         return self.create_publisher(msg_type, topic, qos)
@@ -250,6 +257,10 @@ class FusionNode(Node):
     @property
     def fuser(self) -> Fuser:
         return self.pipeline.fuser
+
+    def _streams_subscribed(self) -> tuple[bool, bool]:
+        """Whether fused/image (people) and detection/image (machines) have subscribers."""
+        return self.outputs.wanted(), self.machine_outputs is not None and self.machine_outputs.wanted()
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         """Validate and apply run-time changes; never raises (a refusal carries the reason)."""
@@ -305,7 +316,9 @@ class FusionNode(Node):
         """Fuse (on one of the worker's threads); returns what publishes the result, run in frame order."""
         p = self.params
         try:
-            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses, self.rig)
+            people, machines = self._streams_subscribed()
+            fused = fuse_job(self.pipeline, job, p.output_encoding, self.intake.size_of, self.lenses, self.rig,
+                             (people or not p.lazy, machines))
         except Exception as exc:  # noqa: BLE001 - keep the node alive whatever one frame does
             self.stats.failed("pair", exc)
             return None
@@ -323,10 +336,11 @@ class FusionNode(Node):
         return publish
 
     def _publish(self, fused: FusedFrame, p: FusionParams) -> None:
-        self.outputs.publish_image(fused, p.jpeg_quality)
-        if fused.lens is not None:
-            self.outputs.publish_info(fused_camera_info_fields(fused.lens, fused.plan, *fused.image.shape[:2]),
-                                      fused.header)
+        streams = [(self.outputs, fused.image), (self.machine_outputs, fused.machines)]
+        for outputs, image in [(o, i) for o, i in streams if o is not None and i is not None]:
+            outputs.publish_image(fused, p.jpeg_quality, image)
+            if fused.lens is not None:
+                outputs.publish_info(fused_camera_info_fields(fused.lens, fused.plan, *fused.shape), fused.header)
         latency = (self._now_ns() - stamp_ns(fused.header)) / 1e9
         if PLAUSIBLE_LATENCY_S[0] <= latency <= PLAUSIBLE_LATENCY_S[1]:
             self.stats.record(latency_ms=1000 * latency)
@@ -344,50 +358,8 @@ class FusionNode(Node):
         super().destroy_node()
 
 
-def own_arguments(args: list[str]) -> list[str]:
-    """The program's own arguments: those before ``--ros-args``."""
-    return args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
-
-
-def run_node(node_class: type[FusionNode], program: str, argv: list[str] | None, usage: str = __doc__) -> int:
-    """Start ``node_class`` and spin it until SIGINT or SIGTERM, then stop it in order (``node/lifetime.py``).
-
-    A bad parameter at start is one line and exit 2. ``--help`` prints ``usage`` and the parameters with their
-    defaults, ``--dds-profile`` the Fast DDS profile's path (``dds_profile.py``); neither starts anything."""
-    args = argv if argv is not None else sys.argv
-    if any(arg in ("-h", "--help") for arg in own_arguments(args)):
-        print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
-        return 0
-    if "--dds-profile" in own_arguments(args):
-        print(FASTDDS_PROFILE)
-        return 0
-    request = StopRequest()
-    request.install()
-    try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ours: lifetime.py
-        node = node_class()
-    except ConfigError as exc:
-        print(f"{program}: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    except KeyboardInterrupt:  # stopped while starting; the node cleaned up after itself
-        rclpy.try_shutdown()
-        return 0
-    try:
-        spin_until_stopped(node, rclpy.get_default_context(), request)
-    except ExternalShutdownException:
-        pass
-    finally:
-        node.cleanup()  # inputs off, the frame in hand published or dropped, while the context is still valid
-        node.destroy_node()
-        rclpy.try_shutdown()
-    if request.signal_name:
-        print(f"{program}: stopped on {request.signal_name}", file=sys.stderr)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_node(FusionNode, "fusion_node", argv)
+    return run_node(FusionNode, "fusion_node", argv, __doc__)
 
 
 if __name__ == "__main__":

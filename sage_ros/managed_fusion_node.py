@@ -34,7 +34,8 @@ import sys
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 from sage_core.errors import ConfigError
-from sage_ros.fusion_node import FusionNode, run_node
+from sage_ros.fusion_node import FusionNode
+from sage_ros.node.lifetime import run_node
 
 
 class ManagedFusionNode(LifecycleNodeMixin, FusionNode):

@@ -4,7 +4,7 @@ A field's default, description, range or choices, whether it is read-only (needs
 whether ``fusion.launch.py`` exposes it as a launch argument all live in its ``param(...)``. From
 that one table come the ROS declarations (``node/ros_parameters.py``), the validation at start and at
 run time, the typed view the node reads (a ``FusionParams``), the launch arguments
-(:func:`launch_parameters`) and ``config/fusion.yaml`` (:func:`render_yaml`; a test keeps the file
+(:func:`launch_parameters`) and ``config/fusion.yaml`` (``parameters_yaml.render_yaml``; a test keeps the file
 equal to it). Importing this module needs no ROS, PyTorch or OpenCV: the launch file reads the table too.
 
     python -m sage_ros.parameters > config/fusion.yaml     # after changing the table
@@ -62,6 +62,7 @@ def inference_param(name: str, *, launch: bool = False):
 class FusionParams:
     """Typed view of the node's parameters (field name = parameter name), validated as a whole."""
 
+    model: str = inference_param("model", launch=True)
     model_file_path: str = inference_param("model_file_path", launch=True)
     device: str = inference_param("device", launch=True)
     backend: str = inference_param("backend", launch=True)
@@ -77,10 +78,15 @@ class FusionParams:
         "model and colour work overlaps the previous one's, one on a GPU", read_only=True, low=0, high=8)
     warmup: bool = param(True, "run one dummy frame at start so the first real frame is not slow", read_only=True)
     output_encoding: str = param("bgr8", "encoding of fused/image", choices=("bgr8", "rgb8", "mono8"), launch=True)
+    detection_stream: bool = param(
+        True, "also offer detection/image (and /compressed, detection/camera_info): the same pairs, paired and aligned "
+        "once, fused by the shipped detection model for machines (a detector's input, docs/downstream.md); each "
+        "stream is fused only while somebody subscribes to it", read_only=True, launch=True)
     jpeg_quality: int = param(90, "JPEG quality of fused/image/compressed (published only while someone "
                               "subscribes to it)", low=1, high=100)
     lazy: bool = param(True, "skip conversion and inference while nobody subscribes to fused/image, "
-                       "fused/image/compressed or fused/camera_info (the image_pipeline behaviour)")
+                       "fused/image/compressed or fused/camera_info, nor to their detection/ twins (the "
+                       "image_pipeline behaviour)")
     thermal_transport: str = param("raw", "thermal input: raw (thermal/image, sensor_msgs/Image), compressed "
                                    "(thermal/image/compressed, sensor_msgs/CompressedImage: PNG, 16-bit kept, or "
                                    "JPEG) or compressedDepth (thermal/image/compressedDepth: 16-bit PNG)",
@@ -270,7 +276,7 @@ class FusionParams:
     def inference_options(self) -> InferenceOptions:
         from sage_core.options import InferenceOptions
 
-        return InferenceOptions(model_file_path=self.model_file_path or None, device=self.device,
+        return InferenceOptions(model=self.model, model_file_path=self.model_file_path or None, device=self.device,
                                 backend=self.backend, engine_cache_dir=self.engine_cache_folder or None,
                                 force_engine_update=self.force_engine_update, enable_fp16=self.enable_fp16,
                                 inference_threads=self.inference_threads)
@@ -369,30 +375,7 @@ def launch_parameters() -> list[tuple[str, str, type]]:
             if f.metadata["launch"]]
 
 
-def _yaml_value(value: Any) -> str:
-    if isinstance(value, float) and math.isinf(value):
-        return ".inf" if value > 0 else "-.inf"  # YAML's infinity; "inf" would be read as text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"' if value == "" else value
-    return str(value)
-
-
-def render_yaml() -> str:
-    """config/fusion.yaml: every parameter at its default, with its description (and choices) as a comment."""
-    lines = ["# Parameters of the sage_ros fusion node: generated from sage_ros/parameters.py",
-             "# (python -m sage_ros.parameters > config/fusion.yaml). Loaded by launch/fusion.launch.py;",
-             "# launch arguments override the values here.", "/**:", "  ros__parameters:"]
-    defaults = FusionParams()
-    for spec in fields(FusionParams):
-        meta = spec.metadata
-        note = meta["description"] + (f" ({' | '.join(meta['choices'])})" if meta["choices"] else "")
-        note += "; read-only" if meta["read_only"] else "; changeable at run time"
-        lines.append(f"    # {note}")
-        lines.append(f"    {spec.name}: {_yaml_value(getattr(defaults, spec.name))}")
-    return "\n".join(lines) + "\n"
-
-
 if __name__ == "__main__":
+    from sage_ros.parameters_yaml import render_yaml
+
     print(render_yaml(), end="")

@@ -9,6 +9,8 @@ from __future__ import annotations
 FUSED_IMAGE = "fused/image"
 FUSED_COMPRESSED = "fused/image/compressed"
 FUSED_CAMERA_INFO = "fused/camera_info"
+#: The second stream, for machines (``detection_stream``): the detection model's frames of the same pairs.
+DETECTION_IMAGE = "detection/image"
 DIAGNOSTICS = "/diagnostics"
 #: The optional depth image registered to the rgb camera (use_depth); its camera_info is the sibling, as for images.
 DEPTH_IMAGE = "rgb/depth"

@@ -178,7 +178,7 @@ def test_torch_centernet_matches_tfjs_on_a_pair():
     model = bench.RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json"
     if not model.exists() or shutil.which("node") is None:
         pytest.skip("needs node and benchmarks/downstream/node_modules (npm ci there, or run the benchmark once)")
-    from sage_core.eval.tfjs_graph import TorchCenterNet
+    from sage_core.eval.centernet import TorchCenterNet
     ir, vis = bench.read_pair("00858N")
     image = bench.make_baseline("average").fuse(ir, vis)
     tfjs = bench.TfjsDetector()

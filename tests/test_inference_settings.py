@@ -12,9 +12,10 @@ import pytest
 
 from sage_core import inference_settings as settings
 from sage_core.cli.common import inference_options
-from sage_core.options import InferenceOptions
+from sage_core.errors import ConfigError
+from sage_core.options import SHIPPED_MODELS, InferenceOptions
 
-NAMES = ("model_file_path", "device", "backend", "engine_cache_dir", "force_engine_update", "enable_fp16",
+NAMES = ("model", "model_file_path", "device", "backend", "engine_cache_dir", "force_engine_update", "enable_fp16",
          "inference_threads")
 
 
@@ -106,3 +107,18 @@ def test_model_help_replaces_only_the_model_text():
     helps = {a.dest: a.help for a in group._group_actions}
     assert helps["model_file_path"] == "the student"
     assert helps["device"].startswith("inference device")
+
+
+def test_a_shipped_model_by_name_and_a_file_wins_over_the_name(tmp_path: Path):
+    assert tuple(SHIPPED_MODELS) == settings.MODEL_NAMES == settings.BY_NAME["model"].choices
+    assert all(path.is_file() for path in SHIPPED_MODELS.values())
+    parser = _parser()
+    assert inference_options(parser.parse_args([])).model_path == SHIPPED_MODELS["default"]
+    assert inference_options(parser.parse_args(["--model", "detection"])).model_path == SHIPPED_MODELS["detection"]
+    chosen = inference_options(parser.parse_args(["--model", "detection", "--weights", str(tmp_path / "m.pt")]))
+    assert chosen.model_path == tmp_path / "m.pt"
+    assert settings.given(parser.parse_args(["--model", "detection"])) == {"model": "detection"}
+    with pytest.raises(argparse.ArgumentError):
+        parser.parse_args(["--model", "people"])
+    with pytest.raises(ConfigError, match="model 'people': not a shipped model; expected one of default, detection"):
+        _ = InferenceOptions(model="people").model_path

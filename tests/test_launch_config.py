@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sage_ros.parameters import FusionParams, coerce, render_yaml
+from sage_ros.parameters import FusionParams, coerce
+from sage_ros.parameters_yaml import render_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "fusion.launch.py"

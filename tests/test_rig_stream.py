@@ -20,7 +20,8 @@ from sage_ros.bags.messages import CAMERA_INFO, camera_info_message
 from sage_ros.bags.recording import BagRecorder
 from sage_ros.bags.storage import OutputBag
 from sage_ros.bags.topics import TopicError, choose_depth_topic, choose_topics
-from sage_ros.parameters import FusionParams, ParameterError, from_values, render_yaml
+from sage_ros.parameters import FusionParams, ParameterError, from_values
+from sage_ros.parameters_yaml import render_yaml
 from sage_ros.stream.depth_pairing import DepthMatcher
 from sage_ros.stream.frames import Frame, Job
 from sage_ros.stream.lenses import CameraLenses

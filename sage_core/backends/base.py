@@ -145,10 +145,15 @@ class Backend(ABC):
 
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         """H x W float32 arrays in, H x W float32 out."""
+        return self.run_numpy_planes(y, ir)[0]
+
+    def run_numpy_planes(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        """H x W float32 arrays in, every output plane out, ``(C, H, W)`` float32: the fused luminance, and the
+        chroma gain of a model with a chroma output (``FusionModel.chroma_output``)."""
         def to_device(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None].to(self.device)
 
-        return self.run(to_device(y), to_device(ir))[0, 0].float().cpu().numpy()
+        return self.run(to_device(y), to_device(ir))[0].float().cpu().numpy()
 
 
 class ModuleBackend(Backend):

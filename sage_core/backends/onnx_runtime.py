@@ -177,6 +177,9 @@ class OnnxRuntimeBackend(Backend):
         return self.profile.fit(*size) if self.profile is not None else size
 
     def run_numpy(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        return self.run_numpy_planes(y, ir)[0]
+
+    def run_numpy_planes(self, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
         size = y.shape
         if self._frame_shape(size) != size:
             # An export with a fixed shape (--shape), or a frame outside the TensorRT provider's profile: resize
@@ -188,13 +191,13 @@ class OnnxRuntimeBackend(Backend):
                      for a in (y, ir))
         dtype = np.float16 if self.fp16 else np.float32
         if self.split_affine:  # a CPU session (fp32): pooling and upsampling here, see affine_cpu.py
-            return affine_cpu.fuse_split(self._head, y, ir, self.scale)
+            return affine_cpu.fuse_split(self._head, y, ir, self.scale)[None]
         feeds = {"y": np.ascontiguousarray(y, dtype=dtype)[None, None],
                  "ir": np.ascontiguousarray(ir, dtype=dtype)[None, None]}
-        fused = self.session.run(None, feeds)[0][0, 0].astype(np.float32)
-        if fused.shape != size:
-            fused = cv2.resize(fused, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-        return fused
+        planes = self.session.run(None, feeds)[0][0].astype(np.float32)
+        if planes.shape[1:] != size:
+            planes = np.stack([cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for p in planes])
+        return planes
 
     def run_numpy_filtered(self, y: np.ndarray, ir: np.ndarray,
                            coefficient_filter: affine_cpu.CoefficientFilter | None) -> np.ndarray:

@@ -229,21 +229,24 @@ class TfjsGraph(torch.nn.Module):
         value = values[name]
         return value[int(index or 0)] if isinstance(value, tuple) else value
 
-    def forward(self, images: torch.Tensor, outputs: tuple[str, ...] = ("tower_0/keypoints", "tower_0/wh")) -> dict:
-        """Runs the nodes ``outputs`` depend on, in dependency order; ``images`` feeds the placeholder."""
-        values: dict[str, object] = {self.inputs[0]: images}
-        for node in self._order(outputs):
-            if node["op"] != "Placeholder":
+    def forward(self, images: torch.Tensor, outputs: tuple[str, ...] = ("tower_0/keypoints", "tower_0/wh"),
+                given: dict[str, torch.Tensor] | None = None) -> dict:
+        """Runs the nodes ``outputs`` depend on, in dependency order; ``images`` feeds the placeholder; ``given``:
+        nodes' values computed elsewhere (NHWC), which are used as they are (and what only they need is skipped)."""
+        values: dict[str, object] = {self.inputs[0]: images, **(given or {})}
+        for node in self._order(outputs, tuple(given or ())):
+            if node["op"] != "Placeholder" and node["name"] not in values:
                 refs = [r for r in node.get("input", []) if not r.startswith("^")]
                 values[node["name"]] = _run_op(node, [self._value(values, r) for r in refs])
         return {name: self._value(values, name) for name in outputs}
 
-    def _order(self, outputs: tuple[str, ...]) -> list[dict]:
-        """The non-constant nodes ``outputs`` need, each after its inputs (depth-first post-order)."""
-        key = tuple(outputs)
+    def _order(self, outputs: tuple[str, ...], given: tuple[str, ...] = ()) -> list[dict]:
+        """The non-constant nodes ``outputs`` need (not those only ``given`` nodes need), each after its inputs
+        (depth-first post-order)."""
+        key = (tuple(outputs), tuple(sorted(given)))
         if key not in self._orders:
             by_name = {n["name"]: n for n in self.nodes}
-            order, done, stack = [], set(), [(o.partition(":")[0], False) for o in reversed(outputs)]
+            order, done, stack = [], set(given), [(o.partition(":")[0], False) for o in reversed(outputs)]
             while stack:
                 name, expanded = stack.pop()
                 if name in done or name not in by_name:
@@ -256,31 +259,3 @@ class TfjsGraph(torch.nn.Module):
                 stack += [(r.lstrip("^").partition(":")[0], False) for r in by_name[name].get("input", [])]
             self._orders[key] = order
         return self._orders[key]
-
-
-class TorchCenterNet:
-    """The downstream benchmark's detector in PyTorch: BGR uint8 image in, raw (100, 6) rows out
-    (x1, y1, x2, y2 in image pixels, score, COCO class index), as the TF.js runner returns them.
-
-    Pre-processing as @vladmandic/human: RGB float 0..255, legacy bilinear resize to the graph's input.
-    """
-
-    def __init__(self, model_json: str | Path, device: str = "cpu") -> None:
-        self.graph = TfjsGraph(model_json).to(device).eval()
-        self.device = torch.device(device)
-        dims = self.graph.signature["inputs"][self.graph.inputs[0]]["tensorShape"]["dim"]
-        self.size = (int(dims[1]["size"]), int(dims[2]["size"]))
-
-    def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) RGB float 0..255 -> the graph's (N, 512, 512, 3) input (differentiable)."""
-        return resize_bilinear_legacy(rgb, *self.size)
-
-    def __call__(self, bgr: np.ndarray) -> np.ndarray:
-        rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).to(self.device, torch.float32)[None]
-        with torch.inference_mode():
-            rows = self.graph(self.preprocess(rgb), ("tower_0/detections",))["tower_0/detections"][0]
-        rows = rows.double().cpu().numpy()
-        h, w = bgr.shape[:2]
-        rows[:, [0, 2]] *= w / self.size[1]
-        rows[:, [1, 3]] *= h / self.size[0]
-        return rows

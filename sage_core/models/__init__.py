@@ -5,6 +5,7 @@ from __future__ import annotations
 from sage_core.errors import CheckpointError
 from sage_core.models.affine_fuse import AffineFuse
 from sage_core.models.base import CpuSplit, FusionModel
+from sage_core.models.chroma_fuse import AffineChromaFuse
 from sage_core.models.lite_fuse import LiteFuse
 from sage_core.models.sage_student import SageStudent
 from sage_core.models.spa_teacher import SPATeacher
@@ -15,6 +16,7 @@ ARCHITECTURES: dict[str, type[FusionModel]] = {
     LiteFuse.arch: LiteFuse,
     SPATeacher.arch: SPATeacher,
     AffineFuse.arch: AffineFuse,
+    AffineChromaFuse.arch: AffineChromaFuse,
 }
 
 
@@ -32,5 +34,5 @@ def build_model(arch: str, config: dict | None = None) -> FusionModel:
         raise CheckpointError(f"config {config!r} does not fit architecture {arch!r}: {exc}") from None
 
 
-__all__ = ["ARCHITECTURES", "AffineFuse", "CpuSplit", "FusionModel", "LiteFuse", "SPATeacher", "SageStudent",
-           "build_model"]
+__all__ = ["ARCHITECTURES", "AffineChromaFuse", "AffineFuse", "CpuSplit", "FusionModel", "LiteFuse", "SPATeacher",
+           "SageStudent", "build_model"]

@@ -29,6 +29,9 @@ class FusionModel(nn.Module):
     """
 
     arch: str = ""
+    #: True: the output is ``(N, 2, H, W)``, the fused luminance and a gain on the visible chroma that the colour
+    #: pipeline applies (``models/chroma_fuse.py``); False: ``(N, 1, H, W)``, the luminance alone.
+    chroma_output: bool = False
 
     def config(self) -> dict:
         raise NotImplementedError

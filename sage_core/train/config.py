@@ -143,6 +143,13 @@ def _set_dotted(tree: dict, dotted: str, value: object) -> None:
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> DistillConfig:
     """YAML file (optional) + ``section.key=value`` overrides (values parsed as YAML) -> checked config."""
+    config = build_section(DistillConfig, config_tree(path, overrides), "")
+    check_config(config)
+    return config
+
+
+def config_tree(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
+    """A YAML config file (optional) with ``section.key=value`` overrides applied, as a plain tree."""
     tree: dict = {}
     if path is not None:
         path = Path(path)
@@ -157,9 +164,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Di
         if not sep or not key:
             raise ConfigError(f"override {override!r}: expected section.key=value, e.g. run.steps=20")
         _set_dotted(tree, key.strip(), yaml.safe_load(text))
-    config = build_section(DistillConfig, tree, "")
-    check_config(config)
-    return config
+    return tree
 
 
 def check_config(c: DistillConfig) -> None:

@@ -140,8 +140,10 @@ def combine_targets(visible: DetectorOutput, thermal: DetectorOutput, rule: str,
     return DetectionTargets(heat, peaks, sizes)
 
 
-def heatmap_loss(p: torch.Tensor, t: torch.Tensor, kind: str, gamma: float, objects: int) -> torch.Tensor:
-    """Soft-target focal or relative BCE of heat-map ``p`` against target ``t``, summed, per object."""
+def heatmap_loss(p: torch.Tensor, t: torch.Tensor, kind: str, gamma: float, objects: int,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft-target focal or relative BCE of heat-map ``p`` against target ``t``, summed (over the cells where
+    ``mask``, broadcast, is 1), per object."""
     p = p.clamp(_EPS, 1.0 - _EPS)
     bce = -(t * torch.log(p) + (1.0 - t) * torch.log1p(-p))
     if kind == "focal":
@@ -149,6 +151,8 @@ def heatmap_loss(p: torch.Tensor, t: torch.Tensor, kind: str, gamma: float, obje
     else:  # minus the target's entropy: the same gradient, and zero at p == t
         tc = t.clamp(_EPS, 1.0 - _EPS)
         per_cell = bce + (tc * torch.log(tc) + (1.0 - tc) * torch.log1p(-tc))
+    if mask is not None:
+        per_cell = per_cell * mask
     return per_cell.sum() / max(objects, 1)
 
 

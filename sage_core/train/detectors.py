@@ -59,41 +59,67 @@ def detector_kind(spec: str) -> tuple[str, Path]:
 
 
 class TfjsDetector(nn.Module):
-    """A TF.js graph detector behind the protocol: [0, 1] NCHW RGB in, NCHW outputs out."""
+    """A TF.js graph detector behind the protocol: [0, 1] NCHW RGB in, NCHW outputs out.
 
-    def __init__(self, model_json: Path, outputs: tuple[str, ...]) -> None:
+    The graph runs as a :class:`~sage_core.eval.tfjs_compiled.CompiledGraph` (NCHW, channels-last memory, the
+    same function as the op-by-op graph, several times faster to train through); ``compiled=False``: op by op in
+    NHWC as TensorFlow defines it (the reference; ``benchmarks/bench_detection_training.py`` times both)."""
+
+    def __init__(self, model_json: Path, outputs: tuple[str, ...], compiled: bool = True) -> None:
         super().__init__()
-        from sage_core.eval.tfjs_graph import TfjsGraph  # reads JSON + weights only when this kind is used
+        from sage_core.eval.tfjs_compiled import CompiledGraph  # reads JSON + weights only when this kind is used
+        from sage_core.eval.tfjs_graph import TfjsGraph
 
         try:
-            self.graph = TfjsGraph(model_json)
+            graph = TfjsGraph(model_json)
         except (OSError, ValueError, KeyError, NotImplementedError) as exc:
             raise ConfigError(f"{KEY}.detector: {model_json} is not a TF.js graph model this runner executes: "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        names = {node["name"] for node in self.graph.nodes}
+        names = {node["name"] for node in graph.nodes}
         missing = [o for o in outputs if o.partition(":")[0] not in names]
         if missing:
-            sigmoids = sorted(n["name"] for n in self.graph.nodes if n["op"] == "Sigmoid")
+            sigmoids = sorted(n["name"] for n in graph.nodes if n["op"] == "Sigmoid")
             raise ConfigError(f"{KEY}.outputs: {', '.join(missing)} not in {model_json.name} "
                               f"(its Sigmoid nodes: {', '.join(sigmoids) or 'none'})")
         self.outputs = tuple(outputs)
-        self.size = self._input_size()
-
-    def _input_size(self) -> tuple[int, int] | None:
-        """The placeholder's fixed (H, W) from the graph's signature; None when it is not fixed."""
-        inputs = self.graph.signature.get("inputs", {})
-        spec = inputs.get(self.graph.inputs[0], {}) if self.graph.inputs else {}
-        dims = [int(d.get("size", -1)) for d in spec.get("tensorShape", {}).get("dim", [])]
-        return (dims[1], dims[2]) if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 else None
+        self.size = _input_size(graph)
+        self.graph = None if compiled else graph
+        try:
+            self.net = CompiledGraph(graph, self.outputs) if compiled else None
+        except NotImplementedError as exc:
+            raise ConfigError(f"{KEY}.detector: {model_json}: {exc}") from None
 
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.graph is not None:
+            return self._forward_graph(rgb)
+        x = rgb * 255.0  # human feeds RGB float 0..255
+        if self.size is not None and tuple(x.shape[2:]) != self.size:
+            x = resize_legacy(x, self.size)  # what human's tf.image.resizeBilinear does
+        return self.net(x.contiguous(memory_format=torch.channels_last))
+
+    def _forward_graph(self, rgb: torch.Tensor) -> tuple[torch.Tensor, ...]:
         from sage_core.eval.tfjs_graph import resize_bilinear_legacy
 
-        x = rgb.permute(0, 2, 3, 1) * 255.0  # human feeds RGB float 0..255, NHWC
+        x = rgb.permute(0, 2, 3, 1) * 255.0
         if self.size is not None and tuple(x.shape[1:3]) != self.size:
-            x = resize_bilinear_legacy(x, *self.size)  # what human's tf.image.resizeBilinear does
+            x = resize_bilinear_legacy(x, *self.size)
         values = self.graph(x, self.outputs)
         return tuple(values[name].permute(0, 3, 1, 2) for name in self.outputs)
+
+
+def _input_size(graph) -> tuple[int, int] | None:
+    """The placeholder's fixed (H, W) from the graph's signature; None when it is not fixed."""
+    inputs = graph.signature.get("inputs", {})
+    spec = inputs.get(graph.inputs[0], {}) if graph.inputs else {}
+    dims = [int(d.get("size", -1)) for d in spec.get("tensorShape", {}).get("dim", [])]
+    return (dims[1], dims[2]) if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 else None
+
+
+def resize_legacy(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TensorFlow's legacy bilinear resize of an NCHW batch (differentiable)."""
+    from sage_core.train.detector_windows import gather, legacy_axis
+
+    return gather(gather(x, 2, legacy_axis(x.shape[2], size[0])), 3, legacy_axis(x.shape[3], size[1]))
 
 
 def _load_torchscript(path: Path, device: torch.device) -> nn.Module:
@@ -165,11 +191,12 @@ class FrozenDetector:
 
 
 def load_detector(spec: str, outputs: list[str] | None, input_size: tuple[int, int] | None,
-                  classes: list[int] | None, device: torch.device) -> FrozenDetector:
-    """The frozen detector ``spec`` names (see :func:`detector_kind`), on ``device``."""
+                  classes: list[int] | None, device: torch.device, compiled: bool = True) -> FrozenDetector:
+    """The frozen detector ``spec`` names (see :func:`detector_kind`), on ``device``; ``compiled``: see
+    :class:`TfjsDetector`."""
     kind, path = detector_kind(spec)
     if not path.is_file():
         raise ConfigError(f"{KEY}.detector: {path} not found")
     names = tuple(outputs) if outputs else DEFAULT_OUTPUTS[kind]
-    net = TfjsDetector(path, names) if kind == "tfjs" else _load_torchscript(path, device)
+    net = TfjsDetector(path, names, compiled) if kind == "tfjs" else _load_torchscript(path, device)
     return FrozenDetector(net.to(device), names, input_size, classes)

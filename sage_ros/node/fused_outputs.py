@@ -1,4 +1,5 @@
-"""The fusion node's outputs: ``fused/image``, ``fused/image/compressed`` (JPEG) and ``fused/camera_info``.
+"""The fusion node's outputs: ``fused/image``, ``fused/image/compressed`` (JPEG) and ``fused/camera_info``; the
+same three under ``detection/`` for the machines' stream (``detection_stream``).
 
 Publishers are made by the node's own factory (plain, or lifecycle publishers in the managed node).
 :meth:`FusedOutputs.wanted` says whether anybody subscribes to any of them: the node skips all work
@@ -36,9 +37,10 @@ class FusedOutputs:
     compressed and camera_info topics follow the *resolved* image topic, so remapping ``fused/image``
     alone moves all three."""
 
-    def __init__(self, create_publisher: Callable, resolve: Callable[[str], str], qos_depth: int) -> None:
+    def __init__(self, create_publisher: Callable, resolve: Callable[[str], str], qos_depth: int,
+                 image_topic: str = FUSED_IMAGE) -> None:
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        base = resolve(FUSED_IMAGE)
+        base = resolve(image_topic)
         self.image = create_publisher(Image, base, qos)
         self.compressed = create_publisher(CompressedImage, transport_topic(base, "compressed"), qos)
         self.info = create_publisher(CameraInfo, sibling_camera_info(base), qos)
@@ -56,11 +58,13 @@ class FusedOutputs:
         """Matched subscriptions of each output, by topic (for /diagnostics)."""
         return {publisher.topic_name: publisher.get_subscription_count() for publisher in self.publishers}
 
-    def publish_image(self, frame: FusedFrame, jpeg_quality: int) -> None:
-        """The frame on fused/image, and as JPEG when that has subscribers."""
-        self.image.publish(image_to_cdr(frame.header, frame.image, frame.encoding))  # one copy of the pixels
+    def publish_image(self, frame: FusedFrame, jpeg_quality: int, image=None) -> None:
+        """The frame (or ``image``, another stream's picture of it) on the image topic, and as JPEG when that has
+        subscribers."""
+        image = frame.image if image is None else image
+        self.image.publish(image_to_cdr(frame.header, image, frame.encoding))  # one copy of the pixels
         if self.compressed.get_subscription_count() > 0:
-            fmt, data = encode_jpeg(frame.image, frame.encoding, jpeg_quality)
+            fmt, data = encode_jpeg(image, frame.encoding, jpeg_quality)
             self.compressed.publish(CompressedImage(header=ros_header(frame.header), format=fmt, data=data))
 
     def publish_info(self, fields: dict, header) -> None:

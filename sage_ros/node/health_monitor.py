@@ -28,12 +28,12 @@ class HealthMonitor:
 
     ``node``: the ROS node (logger, clock, names, graph queries); ``publisher``: its /diagnostics
     publisher; ``params()``: the parameters in force; ``is_stale``: the staleness rule the intake
-    applies too; ``subscriptions``: each camera's image subscription; ``outputs``: the fused
-    outputs (``topic_names``, ``subscriber_counts()``); ``model``: what fuses, for the OK message;
-    ``idle_since()``: since when nobody subscribes to a fused output (monotonic s), or None;
-    ``repeated_frames()``: thermal frames that repeated the previous one (a camera's flat-field
-    freeze), as the thermal normaliser counts them; ``backend_fallback``: why ``backend: auto`` did
-    not use a faster backend although it was available (its build or load failed).
+    applies too; ``subscriptions``: each camera's image subscription; ``outputs``: each group of fused
+    outputs (``topic_names``, ``subscriber_counts()``: fused/image's, detection/image's); ``model``:
+    what fuses, for the OK message; ``idle_since()``: since when nobody subscribes to a fused output
+    (monotonic s), or None; ``repeated_frames()``: thermal frames that repeated the previous one (a
+    camera's flat-field freeze), as the thermal normaliser counts them; ``backend_fallback``: why
+    ``backend: auto`` did not use a faster backend although it was available (its build or load failed).
     """
 
     def __init__(self, node, publisher, params: Callable[[], FusionParams], stats: FusionStats,
@@ -138,7 +138,8 @@ class HealthMonitor:
         if idle_since is None:
             return items, None
         return items, (f"idle for {time.monotonic() - idle_since:.1f} s: nobody subscribes to "
-                       f"{', '.join(self.outputs.topic_names)}; conversion and inference skipped")
+                       f"{', '.join(t for group in self.outputs for t in group.topic_names)}; conversion and "
+                       "inference skipped")
 
     def _connections(self) -> list[tuple[str, str]]:
         """Matched publishers of each input and subscribers of each output: who this node can hear and reach
@@ -146,7 +147,7 @@ class HealthMonitor:
         items = [(f"matched publishers: {camera.label}", str(self.subscriptions[camera].get_publisher_count()))
                  for camera in Camera]
         return items + [(f"matched subscribers: {topic}", str(count))
-                        for topic, count in self.outputs.subscriber_counts().items()]
+                        for group in self.outputs for topic, count in group.subscriber_counts().items()]
 
     def publish_diagnostics(self) -> None:
         params = self.params()

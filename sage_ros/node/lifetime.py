@@ -1,4 +1,5 @@
-"""A node process's life: spin until SIGINT or SIGTERM, then stop in order, publishing nothing half-done.
+"""A node process's life (:func:`run_node`): spin until SIGINT or SIGTERM, then stop in order, publishing nothing
+half-done.
 
 rclpy's own signal handlers shut the context down inside the signal handler, while a worker thread may
 be between a frame's image and its camera_info: what it publishes next fails. Here a signal is only a
@@ -12,9 +13,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
-from rclpy.executors import SingleThreadedExecutor
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from sage_core.errors import ConfigError
+from sage_ros.dds_profile import FASTDDS_PROFILE
+from sage_ros.parameters_yaml import render_yaml
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,3 +61,45 @@ def spin_until_stopped(node, context, request: StopRequest, poll_s: float = 0.1)
     finally:  # still "running": a signal during the orderly stop that follows is a second request
         executor.remove_node(node)
         executor.shutdown(timeout_sec=1.0)
+
+
+def own_arguments(args: list[str]) -> list[str]:
+    """The program's own arguments: those before ``--ros-args``."""
+    return args[1:args.index("--ros-args")] if "--ros-args" in args else args[1:]
+
+
+def run_node(node_class: type, program: str, argv: list[str] | None, usage: str) -> int:
+    """Start ``node_class`` (a FusionNode) and spin it until SIGINT or SIGTERM, then stop it in order.
+
+    A bad parameter at start is one line and exit 2. ``--help`` prints ``usage`` and the parameters with their
+    defaults, ``--dds-profile`` the Fast DDS profile's path (``dds_profile.py``); neither starts anything."""
+    args = argv if argv is not None else sys.argv
+    if any(arg in ("-h", "--help") for arg in own_arguments(args)):
+        print(f"{program}: {usage.strip()}\n\nParameters (-p NAME:=VALUE, or --params-file FILE):\n{render_yaml()}")
+        return 0
+    if "--dds-profile" in own_arguments(args):
+        print(FASTDDS_PROFILE)
+        return 0
+    request = StopRequest()
+    request.install()
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ours (above)
+        node = node_class()
+    except ConfigError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    except KeyboardInterrupt:  # stopped while starting; the node cleaned up after itself
+        rclpy.try_shutdown()
+        return 0
+    try:
+        spin_until_stopped(node, rclpy.get_default_context(), request)
+    except ExternalShutdownException:
+        pass
+    finally:
+        node.cleanup()  # inputs off, the frame in hand published or dropped, while the context is still valid
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if request.signal_name:
+        print(f"{program}: stopped on {request.signal_name}", file=sys.stderr)
+    return 0
