@@ -7,7 +7,7 @@ run time, the typed view the node reads (a ``FusionParams``), the launch argumen
 (:func:`launch_parameters`) and ``config/fusion.yaml`` (``parameters_yaml.render_yaml``; a test keeps the file
 equal to it). Importing this module needs no ROS, PyTorch or OpenCV: the launch file reads the table too.
 
-    python -m sage_ros.parameters > config/fusion.yaml     # after changing the table
+    python -m sage_ros.parameters_yaml > config/fusion.yaml     # after changing the table (parameters_yaml.py)
 """
 
 from __future__ import annotations
@@ -373,9 +373,3 @@ def launch_parameters() -> list[tuple[str, str, type]]:
     """(name, description, type) of the parameters ``fusion.launch.py`` exposes as launch arguments."""
     return [(f.name, f.metadata["description"], parameter_kind(f)) for f in fields(FusionParams)
             if f.metadata["launch"]]
-
-
-if __name__ == "__main__":
-    from sage_ros.parameters_yaml import render_yaml
-
-    print(render_yaml(), end="")

@@ -1,6 +1,6 @@
 """``config/fusion.yaml`` from the parameter table (``parameters.py``): every parameter at its default, described.
 
-    python -m sage_ros.parameters > config/fusion.yaml     # after changing the table (a test keeps them equal)
+    python -m sage_ros.parameters_yaml > config/fusion.yaml     # after changing the table (a test keeps them equal)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _yaml_value(value: Any) -> str:
 def render_yaml() -> str:
     """config/fusion.yaml: every parameter at its default, with its description (and choices) as a comment."""
     lines = ["# Parameters of the sage_ros fusion node: generated from sage_ros/parameters.py",
-             "# (python -m sage_ros.parameters > config/fusion.yaml). Loaded by launch/fusion.launch.py;",
+             "# (python -m sage_ros.parameters_yaml > config/fusion.yaml). Loaded by launch/fusion.launch.py;",
              "# launch arguments override the values here.", "/**:", "  ros__parameters:"]
     defaults = FusionParams()
     for spec in fields(FusionParams):
@@ -35,3 +35,7 @@ def render_yaml() -> str:
         lines.append(f"    # {note}")
         lines.append(f"    {spec.name}: {_yaml_value(getattr(defaults, spec.name))}")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_yaml(), end="")

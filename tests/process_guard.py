@@ -40,17 +40,23 @@ def _infrastructure() -> set[int]:
 
 
 def running_descendants() -> dict[int, psutil.Process]:
-    """This run's descendants that are running (zombies excluded, and reaped), by pid."""
-    found = {}
-    for process in psutil.Process().children(recursive=True):
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                _reap(process.pid)
-            elif process.pid not in _infrastructure():
-                found[process.pid] = process
-        except psutil.NoSuchProcess:
-            pass
-    return found
+    """This run's descendants that are running (zombies excluded, and reaped), by pid.
+
+    Scanned again after each reaped zombie: a process that exited between two reads of the process table may
+    have left a child (now re-parented to this run) that the first scan could not see."""
+    while True:
+        found, reaped = {}, False
+        for process in psutil.Process().children(recursive=True):
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    _reap(process.pid)
+                    reaped = True
+                elif process.pid not in _infrastructure():
+                    found[process.pid] = process
+            except psutil.NoSuchProcess:
+                reaped = True  # gone meanwhile: its children, if any, moved
+        if not reaped:
+            return found
 
 
 def _reap(pid: int) -> None:
@@ -75,9 +81,14 @@ def kill_all(processes: list[psutil.Process], wait_s: float = 5.0) -> None:
         _reap(process.pid)
 
 
-def leaked_since(before: set[int]) -> list[psutil.Process]:
-    """Descendants running now that were not running when ``before`` was taken."""
-    return [process for pid, process in sorted(running_descendants().items()) if pid not in before]
+def leaked_since(before: set[int], grace_s: float = 2.0) -> list[psutil.Process]:
+    """Descendants running now that were not running when ``before`` was taken, after ``grace_s`` for those on
+    their way out (signalled, not yet waited for) to finish."""
+    leaked = [process for pid, process in sorted(running_descendants().items()) if pid not in before]
+    if leaked:
+        psutil.wait_procs(leaked, timeout=grace_s)
+        leaked = [process for pid, process in sorted(running_descendants().items()) if pid not in before]
+    return leaked
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

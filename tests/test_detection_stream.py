@@ -13,6 +13,8 @@ from sage_core.synthetic import SyntheticScene
 from sage_ros.topic_names import DETECTION_IMAGE
 from tests.ros_harness import Loopback, make_image
 
+pytestmark = pytest.mark.dds  # starts ROS nodes: a DDS domain of its own per test
+
 W, H = 80, 64
 SECOND = 1_000_000_000
 SCENE = SyntheticScene(W, H, seed=5).frame(1.0)
@@ -39,8 +41,8 @@ def test_detection_image_comes_from_the_same_pair_only_while_somebody_subscribes
         assert calls == []  # nobody subscribes to detection/image: the second model did not run
         received: list[Image] = []
         infos: list[CameraInfo] = []
-        loop.probe.create_subscription(Image, DETECTION_IMAGE, received.append, 10)
-        loop.probe.create_subscription(CameraInfo, "detection/camera_info", infos.append, 10)
+        loop.subscribe(Image, DETECTION_IMAGE, received.append)
+        loop.subscribe(CameraInfo, "detection/camera_info", infos.append)
         assert loop.wait_for(loop.node.machine_outputs.wanted)
         info = CameraInfo(width=W, height=H, distortion_model="plumb_bob", d=[0.0] * 5,
                           k=[100.0, 0, 39.5, 0, 100.0, 31.5, 0, 0, 1], r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
@@ -58,7 +60,7 @@ def test_detection_image_comes_from_the_same_pair_only_while_somebody_subscribes
         assert infos[0].width == W and infos[0].header.stamp.sec == 2 and infos[0].k[0] == 100.0
         # two models, two pictures of one aligned pair
         assert float(np.abs(_pixels(machine).astype(int) - _pixels(people).astype(int)).mean()) > 1.0
-        names = loop.node.health.output_topics
+        names = [topic for group in loop.node.health.outputs for topic in group.topic_names]
         assert "/test/detection/image" in names and "/test/fused/image" in names
     finally:
         loop.close()

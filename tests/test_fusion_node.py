@@ -242,19 +242,19 @@ def test_node_runs_an_exported_model(tmp_path):
 
 
 def test_failing_inference_is_an_error_in_diagnostics_until_a_frame_succeeds(loop):
-    real_fuse = loop.node.pipeline.fuse
+    real_fuse = loop.node.pipeline.fuse_streams  # what the frame path calls (both streams in one go)
 
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    loop.node.pipeline.fuse = broken
+    loop.node.pipeline.fuse_streams = broken
     loop.send(thermal_msg(SECOND), rgb_msg(SECOND))
     assert loop.wait_for(lambda: loop.diagnostics and loop.diagnostics[-1].status[0].level == DiagnosticStatus.ERROR,
                          timeout=3)
     status = loop.diagnostics[-1].status[0]
     assert "inference failing" in status.message and "illegal memory access" in status.message
     assert loop.diagnostic_values()["inference failures"] == "1" and loop.fused == []
-    loop.node.pipeline.fuse = real_fuse
+    loop.node.pipeline.fuse_streams = real_fuse
     loop.send(thermal_msg(2 * SECOND), rgb_msg(2 * SECOND))
     assert loop.wait_for(lambda: len(loop.fused) == 1)
     assert loop.wait_for(lambda: loop.diagnostics[-1].status[0].level == DiagnosticStatus.OK, timeout=3)

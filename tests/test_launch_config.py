@@ -164,7 +164,7 @@ def test_managed_true_launches_the_lifecycle_node_and_autostart_configures_then_
 
 def test_parameter_file_is_the_rendered_table():
     assert (REPO / "config" / "fusion.yaml").read_text() == render_yaml(), \
-        "config/fusion.yaml is stale: python -m sage_ros.parameters > config/fusion.yaml"
+        "config/fusion.yaml is stale: python -m sage_ros.parameters_yaml > config/fusion.yaml"
     values = yaml.safe_load(render_yaml())["/**"]["ros__parameters"]
     defaults = FusionParams()
     assert set(values) == {f.name for f in dataclasses.fields(FusionParams)}
