@@ -44,17 +44,24 @@ def _matrix(doc: dict, key: str, path: Path) -> list[float] | None:
     return [float(v) for v in data]
 
 
-def read_camera_info(path: Path) -> LensModel:
-    """The lens of a camera_info YAML file (ConfigError naming the file and the key when it cannot be used)."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, what: str, expected: str) -> dict:
+    """The mapping a ``what`` YAML file holds (a camera_info file, a rig file); ConfigError naming the file when
+    it cannot be read, is not YAML, or holds something else than a mapping (``expected`` says what)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the camera_info file: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not a YAML file: {exc}") from None
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a camera_info YAML mapping (image_width, camera_matrix, ...)")
+        raise ConfigError(f"{path}: expected {expected}")
+    return doc
+
+
+def read_camera_info(path: Path) -> LensModel:
+    """The lens of a camera_info YAML file (ConfigError naming the file and the key when it cannot be used)."""
+    path = Path(path)
+    doc = read_yaml_mapping(path, "camera_info file", "a camera_info YAML mapping (image_width, camera_matrix, ...)")
     missing = [key for key in ("image_width", "image_height", "camera_matrix") if key not in doc]
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(missing)}; expected a camera_info file as camera_calibration "

@@ -19,9 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from sage_core.camera_info_file import read_camera_info
+from sage_core.camera_info_file import read_camera_info, read_yaml_mapping
 from sage_core.errors import ConfigError
 from sage_core.lens import LensModel
 from sage_core.rig import RigExtrinsics, extrinsics_from_stereo, quaternion_from_rotation
@@ -62,14 +60,7 @@ def _lens(doc: dict, key: str, path: Path) -> LensModel | None:
 def read_rig_file(path: str | os.PathLike) -> RigFile:
     """The rig of a rig file (see the module docstring); ConfigError says what is wrong and where."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the rig file: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not a YAML file: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping with {', '.join(KEYS)}")
+    doc = read_yaml_mapping(path, "rig file", f"a mapping with {', '.join(KEYS)}")
     unknown = sorted(set(doc) - set(KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(KEYS)}")
