@@ -56,7 +56,7 @@ from sage_ros.node.lifetime import run_node
 from sage_ros.node.ros_parameters import declare_parameters, read_parameters
 from sage_ros.parameters import SPECS, FusionParams, ParameterError, from_values
 from sage_ros.stream.alignment_watch import AlignmentWatch
-from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers
+from sage_ros.stream.frame_path import FusedFrame, build_pipeline, fuse_job, inference_workers, machines_fuser
 from sage_ros.stream.frames import Frame, Job
 from sage_ros.stream.health_rules import Staleness
 from sage_ros.stream.intake import FrameIntake
@@ -143,9 +143,11 @@ class FusionNode(Node):
         p = self.params
         try:
             self.workers = inference_workers(p)
-            self.pipeline = build_pipeline(p, self.workers, machines=p.detection_stream)
+            self.pipeline = build_pipeline(p, self.workers)
         except SageError as exc:
             raise ParameterError(str(exc)) from None
+        if self.machine_outputs is not None:
+            self._load_machines_model(p)
         for decision in self.fuser.decisions:
             self.get_logger().info(f"model: {decision}")
         if self.fuser.fallback:
@@ -156,6 +158,16 @@ class FusionNode(Node):
                                    f"{self.fuser.description}: it does not expose the model's coefficients")
         if p.warmup:
             self.fuser.warmup()
+
+    def _load_machines_model(self, p: FusionParams) -> None:
+        """The second stream's model; one that cannot load costs detection/image only, logged, not the node."""
+        try:
+            self.pipeline.machines = machines_fuser(p, self.workers)
+        except SageError as exc:
+            self.get_logger().error(f"detection_stream: the detection model did not load, so detection/image is not "
+                                    f"published (fused/image is): {exc}")
+            self.machine_outputs.destroy(self._destroy_output_publisher)
+            self.machine_outputs = None
 
     def activate(self) -> None:
         """Subscribe and start the worker, the alignment watch and the timers (the model is loaded at configure)."""

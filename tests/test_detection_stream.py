@@ -85,3 +85,21 @@ def test_model_detection_puts_the_detection_model_on_fused_image():
         assert loop.wait_for(lambda: len(loop.fused) == 1)
     finally:
         loop.close()
+
+
+def test_a_detection_model_that_cannot_load_costs_its_stream_only(monkeypatch):
+    from sage_core.errors import BackendError
+    from sage_ros import fusion_node
+
+    def refuse(params, workers):
+        raise BackendError("backend onnxruntime is not available: onnxruntime is not installed")
+
+    monkeypatch.setattr(fusion_node, "machines_fuser", refuse)
+    loop = Loopback()
+    try:
+        assert loop.node.pipeline.machines is None and loop.node.machine_outputs is None
+        assert loop.probe.count_publishers(f"/test/{DETECTION_IMAGE}") == 0  # offered no more
+        _pair(loop, 1)
+        assert loop.wait_for(lambda: len(loop.fused) == 1)  # the people's stream goes on
+    finally:
+        loop.close()

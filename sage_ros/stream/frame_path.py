@@ -22,7 +22,7 @@ import numpy as np
 from sage_core.alignment import Aligner, AlignmentPlan
 from sage_core.cameras import Camera
 from sage_core.fuser import Fuser
-from sage_core.options import resolve_device
+from sage_core.options import InferenceOptions, resolve_device
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer
 from sage_ros.codec.encodings import to_output_encoding
@@ -60,17 +60,28 @@ def inference_workers(params: FusionParams) -> int:
     return 2 if resolve_device(params.device).type == "cpu" else 1
 
 
-def build_pipeline(params: FusionParams, workers: int = 1, machines: bool = False) -> FramePipeline:
-    """The pipeline for these parameters, its CPU threads shared among ``workers`` frames in flight; ``machines``:
-    with the second stream's model too (the node's ``detection_stream``)."""
+def _inference_options(params: FusionParams, workers: int) -> InferenceOptions:
     options = params.inference_options()
     if workers > 1 and not params.inference_threads:  # the frames in flight share the cores
         options = dataclasses.replace(options, inference_threads=max(1, (os.cpu_count() or 2) // workers))
-    second = None
-    if machines:  # the machines' stream: the shipped detection model, on the same backend settings
-        second = Fuser.from_options(dataclasses.replace(options, model="detection", model_file_path=None))
-    return FramePipeline(Fuser.from_options(options), ThermalNormalizer(params.thermal_config()),
-                         Aligner(params.alignment_config()), params.smoothing_config(), second)
+    return options
+
+
+def machines_fuser(params: FusionParams, workers: int = 1) -> Fuser:
+    """The second stream's model (the shipped detection model), on the same backend settings as the first."""
+    return Fuser.from_options(dataclasses.replace(_inference_options(params, workers), model="detection",
+                                                  model_file_path=None))
+
+
+def build_pipeline(params: FusionParams, workers: int = 1, machines: bool = False) -> FramePipeline:
+    """The pipeline for these parameters, its CPU threads shared among ``workers`` frames in flight; ``machines``:
+    with the second stream's model too (:func:`machines_fuser`), loaded after the first, whose errors come first."""
+    pipeline = FramePipeline(Fuser.from_options(_inference_options(params, workers)),
+                             ThermalNormalizer(params.thermal_config()), Aligner(params.alignment_config()),
+                             params.smoothing_config())
+    if machines:
+        pipeline.machines = machines_fuser(params, workers)
+    return pipeline
 
 
 def fuse_job(pipeline: FramePipeline, job: Job, output_encoding: str,
