@@ -5,10 +5,13 @@
 
 1. Issue 23's scene (640 x 512, 16-bit, background 7400-7800 counts, a person at 8300, from frame 30 a hot
    engine block at 11000 counts over 12 % of the view): background mean grey and std, the person's grey,
-   its surroundings' grey and the share of its pixels clipped white, for frames 0-29 (mean), 30, 35, 59.
+   its surroundings' grey and the share of its pixels clipped white, for frames 0-29 (mean), 30, 35, 59;
+   percentile, plateau (its default linear share) and plateau with no linear share (pure equalisation).
 2. Slow drift: one minute of the scene drifting by 5 % of its span, as ``--drift-frames`` frames: the
    largest swing of each statistic over the minute.
 3. The same scene as 8-bit, 12-bit and float temperatures.
+3b. The demo's night street: people above a warm road, in the normalised thermal and in the fused frame of the
+   node's default stream, for each normalisation (what the plateau's linear share is for).
 4. Cost per frame (median of ``--repeat`` calls, interleaved, state carried between calls as in a stream) at 640 x 512
    and 1280 x 1024, 16-bit and float, with the plateau method's ratio to the percentile method's.
 5. 8-bit streams through the default normaliser's 8-bit step (``ThermalNormalizer.steady``, which
@@ -37,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_METHOD = ThermalNormalizerConfig().method
 
 METHODS = ("percentile", "plateau")
+#: The plateau curve with no linear share: pure equalisation (the raw-stream default of issue 31, before the share).
+PURE_PLATEAU = "plateau, linear 0"
 FORMATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "16-bit": lambda raw: raw,
     "12-bit": lambda raw: np.clip((raw.astype(np.float64) - 6000) * 0.8, 0, 4095).round().astype(np.uint16),
@@ -45,8 +50,13 @@ FORMATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _config(method: str) -> ThermalNormalizerConfig:
+    return ThermalNormalizerConfig("plateau", plateau_linear=0.0) if method == PURE_PLATEAU else \
+        ThermalNormalizerConfig(method)
+
+
 def play(scene: HotObjectScene, method: str, frames: int, transform=FORMATS["16-bit"]) -> list[dict]:
-    normalizer = ThermalNormalizer(ThermalNormalizerConfig(method))
+    normalizer = ThermalNormalizer(_config(method))
     return [grey_stats(scene, normalizer(transform(scene.frame(i)))) for i in range(frames)]
 
 
@@ -54,7 +64,7 @@ def pumping_table(scene: HotObjectScene) -> None:
     print("## The hot object entering (640 x 512, 16-bit)\n")
     print("| method | frame | background mean grey | background std | person grey | surroundings | person "
           "clipped |\n| --- | --- | --- | --- | --- | --- | --- |")
-    for method in METHODS:
+    for method in (*METHODS, PURE_PLATEAU):
         stats = play(scene, method, 60)
         rows = [("0-29", {k: float(np.mean([s[k] for s in stats[:30]])) for k in stats[0]})]
         rows += [(str(i), stats[i]) for i in (30, 35, 59)]
@@ -152,6 +162,41 @@ def kept_tone_table(scene: HotObjectScene, clips: Path) -> None:
     print()
 
 
+def street_table() -> None:
+    """The demo's night street (16-bit): how far the people stand out from the warm road, in the normalised
+    thermal and in the default stream's fused frame (the node's default parameters but the normalisation)."""
+    import dataclasses
+
+    import cv2
+
+    from sage_core.synthetic import SyntheticScene
+    from sage_ros.parameters import FusionParams
+    from sage_ros.stream.frame_path import build_pipeline
+
+    print("## A hot target above a warm background: the demo's night street (640 x 512, 16-bit, frame 12)\n")
+    print("| thermal normalisation | thermal: road / people | fused: road / people | fused: people - road |"
+          "\n| --- | --- | --- | --- |")
+    scene = SyntheticScene(640, 512)
+    for method in (*METHODS, PURE_PLATEAU):
+        config = _config(method)
+        params = dataclasses.replace(FusionParams(), thermal_normalization=config.method,
+                                     thermal_plateau_linear=config.plateau_linear)
+        pipeline, normalizer = build_pipeline(params), ThermalNormalizer(config)
+        for index in range(12):
+            pair = scene.frame(index * 0.1)
+            fused = pipeline.fuse(pair.thermal_mono16, pair.visible)
+            thermal = normalizer(pair.thermal_mono16) * 255.0
+        fused = cv2.cvtColor(np.asarray(fused), cv2.COLOR_BGR2GRAY).astype(np.float64)
+        people = pair.thermal > 0.8
+        road = np.zeros_like(people)
+        road[int(0.55 * scene.height) + 5:] = True
+        road &= pair.thermal < 0.5
+        label = f"{method} (default)" if method == DEFAULT_METHOD else method
+        print(f"| {label} | {thermal[road].mean():.0f} / {thermal[people].mean():.0f} | {fused[road].mean():.0f} / "
+              f"{fused[people].mean():.0f} | {fused[people].mean() - fused[road].mean():.0f} |")
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per case (default 30)")
@@ -162,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     pumping_table(scene)
     drift_table(args.drift_frames)
     formats_table(scene)
+    street_table()
     cost_table(args.repeat)
     kept_tone_table(scene, args.clips)
     return 0

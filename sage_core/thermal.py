@@ -67,6 +67,7 @@ class ThermalNormalizerConfig:
     outlier_frames: int = 5
     plateau_level: float = 3.0  # plateau method: bin cap, times the mean count of the occupied bins
     plateau_tail: float = 0.1  # plateau method: percent of pixels at each end mapped to black / white
+    plateau_linear: float = 0.15  # plateau method: share of a linear stretch in the curve (keeps temperature gaps)
     detect_repeats: bool = True  # a frame equal to the previous one (a camera freeze) does not move the state
     steadying: float = 0.9  # 8-bit streams: weight of the gain-step correction kept per frame (0: off)
 
@@ -75,7 +76,7 @@ class ThermalNormalizerConfig:
             raise ConfigError(
                 f"thermal normalisation method {self.method!r}; expected one of {', '.join(METHODS)}")
         numbers = (self.low_percentile, self.high_percentile, self.fixed_min, self.fixed_max, self.smoothing,
-                   self.outlier_ratio, self.plateau_level, self.plateau_tail)
+                   self.outlier_ratio, self.plateau_level, self.plateau_tail, self.plateau_linear)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
             raise ConfigError(f"thermal normalisation settings must be finite numbers, got {numbers}")
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
@@ -89,6 +90,8 @@ class ThermalNormalizerConfig:
         if not (self.plateau_level > 0.0 and 0.0 <= self.plateau_tail < 50.0):
             raise ConfigError(f"thermal plateau_level must be > 0 and plateau_tail in [0, 50), got "
                               f"{self.plateau_level}, {self.plateau_tail}")
+        if not 0.0 <= self.plateau_linear <= 1.0:
+            raise ConfigError(f"thermal plateau_linear must lie in [0, 1], got {self.plateau_linear}")
         SteadyingConfig(self.steadying).validate()
         if self.outlier_ratio <= 1.0 or self.outlier_frames < 1:
             raise ConfigError(f"thermal outlier_ratio must be > 1 and outlier_frames >= 1, got "
@@ -248,7 +251,8 @@ class ThermalNormalizer:
             return tone_mapping.apply_curve(raw, tone_mapping.flat_curve(lo))  # constant first frame
         if not (math.isfinite(lo) and math.isfinite(hi)):  # no smoothing, so no outlier rules to catch it
             raise FusionInputError(f"thermal frame has no finite range (measured [{lo}, {hi}])")
-        curve = tone_mapping.plateau_curve(tone_mapping.histogram_sample(raw), lo, hi, cfg.plateau_level)
+        curve = tone_mapping.plateau_curve(tone_mapping.histogram_sample(raw), lo, hi, cfg.plateau_level,
+                                           cfg.plateau_linear)
         if self._curve is not None and cfg.smoothing > 0:
             curve = tone_mapping.blend(self._curve, curve, cfg.smoothing)
         self._curve = curve

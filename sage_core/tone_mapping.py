@@ -9,6 +9,13 @@ at ``plateau_level`` times the mean count of the occupied bins, so grey levels g
 values an object spans, not by its area: a small person keeps its contrast and a large hot block takes
 only the few bins its own values occupy.
 
+Equalisation alone shows only the order of temperatures, not how far apart they are: the empty range between
+a warm road and a person takes no grey levels, so the person is barely brighter than the road, and the fused
+frame shows them so (the demo's night street: 63 grey levels apart in the fused frame against 197 with a linear
+stretch). ``linear_share`` of the curve is therefore a linear stretch over the same range (what camera makers
+call "linear percent"): the gap gets some grey levels back, and a hot object entering moves the rest by at
+most that share of what a linear stretch would (docs/temporal.md has the measured trade).
+
 The curve is piecewise linear on uniform knots (``_BINS`` bins over the frame's range without its tails),
 so 16-bit frames are mapped through a 65536-entry table and 8-bit ones through a 256-entry one, and it is
 smoothed over time (the previous curve, evaluated on the new knots, weighted by ``smoothing``), which is
@@ -53,8 +60,10 @@ def histogram_sample(raw: np.ndarray) -> np.ndarray:
     return raw[::stride, ::stride]
 
 
-def plateau_curve(sample: np.ndarray, lo: float, hi: float, plateau_level: float) -> ToneCurve:
-    """The plateau-equalised curve of ``sample`` over [lo, hi] (see the module docstring)."""
+def plateau_curve(sample: np.ndarray, lo: float, hi: float, plateau_level: float,
+                  linear_share: float = 0.0) -> ToneCurve:
+    """The plateau-equalised curve of ``sample`` over [lo, hi], ``linear_share`` of it a linear stretch over the
+    same range (see the module docstring)."""
     integer = np.issubdtype(sample.dtype, np.integer)
     span = max(hi - lo, 1e-6)
     if integer:  # whole-count bins centred on the counts: no comb pattern from counts split between bins
@@ -70,7 +79,11 @@ def plateau_curve(sample: np.ndarray, lo: float, hi: float, plateau_level: float
     occupied = max(int(np.count_nonzero(counts)), 1)
     np.minimum(counts, plateau_level * counts.sum() / occupied, out=counts)
     cumulative = np.concatenate(([0.0], np.cumsum(counts)))
-    return ToneCurve(x0, step, cumulative / max(cumulative[-1], 1e-12))
+    equalised = cumulative / max(cumulative[-1], 1e-12)
+    if linear_share <= 0.0:
+        return ToneCurve(x0, step, equalised)
+    linear = np.clip((x0 + step * np.arange(bins + 1) - lo) / span, 0.0, 1.0)
+    return ToneCurve(x0, step, (1.0 - linear_share) * equalised + linear_share * linear)
 
 
 def flat_curve(value: float) -> ToneCurve:

@@ -188,6 +188,11 @@ class FusionParams:
         "bins (lower: closer to a linear stretch; higher: closer to full equalisation)", low=0.1, high=1000.0)
     thermal_plateau_tail: float = param(
         0.1, "plateau method: percent of pixels at each end mapped to black and white", low=0.0, high=49.0)
+    thermal_plateau_linear: float = param(
+        0.15, "plateau method: share of a linear stretch blended into the equalised curve, so that a hot target "
+        "stands out from a warm background by how much hotter it is (0: pure equalisation, only the order of "
+        "temperatures; higher: more of the gap shown, and more pumping when a hot object enters)", low=0.0,
+        high=1.0)
     thermal_detect_repeats: bool = param(
         True, "recognise a thermal frame equal to the previous one (a flat-field correction freeze): it does not "
         "move the automatic range, the jump after it is not taken for a change of scene, and it is counted in "
@@ -241,6 +246,7 @@ class FusionParams:
                                        self.thermal_high_percentile, self.thermal_fixed_min, self.thermal_fixed_max,
                                        self.thermal_range_smoothing, plateau_level=self.thermal_plateau_level,
                                        plateau_tail=self.thermal_plateau_tail,
+                                       plateau_linear=self.thermal_plateau_linear,
                                        detect_repeats=self.thermal_detect_repeats, steadying=self.thermal_steadying)
 
     def smoothing_config(self) -> SmoothingConfig:
@@ -358,6 +364,7 @@ def check_rules(params: FusionParams) -> None:
 
 _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_high_percentile", "thermal_fixed_min",
                   "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail",
+                  "thermal_plateau_linear",
                   "thermal_steadying")
 _SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change", "fusion_motion_gain_limit")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")

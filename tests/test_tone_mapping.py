@@ -110,9 +110,35 @@ def test_equalisation_gives_grey_levels_by_values_used_not_area():
     stretch would give the spread half 5 % of the grey levels."""
     raw = np.full((100, 200), 9000, np.uint16)
     raw[:, :100] = 7000 + np.arange(100)[None, :]
-    out = ThermalNormalizer(ThermalNormalizerConfig("plateau", smoothing=0.0, plateau_tail=0.0))(raw)
+    pure = ThermalNormalizerConfig("plateau", smoothing=0.0, plateau_tail=0.0, plateau_linear=0.0)
+    out = ThermalNormalizer(pure)(raw)
     spread = out[:, :100]
     assert spread.max() - spread.min() > 0.85 and float(out[0, 150]) > 0.9
+
+
+def _warm_road_and_a_person() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A warm road spanning 150 counts over most of the frame, a small person 800 counts above it, nothing
+    between (the demo's night street in miniature): the frame, the road's and the person's masks."""
+    raw = np.full((128, 160), 7000, np.uint16)  # cold sky
+    raw[40:] = (7300 + 150 * np.linspace(0.0, 1.0, 88))[:, None]
+    person = np.zeros(raw.shape, bool)
+    person[60:100, 70:80] = True
+    raw[person] = 8250
+    road = np.zeros(raw.shape, bool)
+    road[40:] = True
+    return raw + np.random.default_rng(0).integers(0, 4, raw.shape).astype(np.uint16), road & ~person, person
+
+
+@pytest.mark.parametrize("share, least, most", [(0.0, 0.0, 0.08), (0.15, 0.13, 1.0)])
+def test_a_linear_share_shows_how_far_a_target_is_above_its_background(share, least, most):
+    """Pure equalisation gives the empty gap between road and person no grey levels; the default linear share
+    gives some back, so the person stands out from the road by how much hotter it is."""
+    raw, road, person = _warm_road_and_a_person()
+    config = ThermalNormalizerConfig("plateau", smoothing=0.0, plateau_linear=share)
+    out = ThermalNormalizer(config)(raw)
+    gap = float(out[person].mean()) - float(np.percentile(out[road], 95))
+    assert least <= gap <= most, (share, gap)
+    assert ThermalNormalizerConfig().plateau_linear == 0.15  # the default the second case checks
 
 
 def _freeze_sequence(offset: float, freeze: range) -> list[np.ndarray]:
@@ -183,6 +209,8 @@ def test_plateau_survives_bad_and_constant_frames():
     ({"plateau_level": 0.0}, "plateau_level"),
     ({"plateau_tail": 50.0}, "plateau_tail"),
     ({"plateau_level": float("nan")}, "finite"),
+    ({"plateau_linear": 1.5}, "plateau_linear"),
+    ({"plateau_linear": -0.1}, "plateau_linear"),
 ])
 def test_plateau_validation(fields, message):
     with pytest.raises(ConfigError, match=message):
