@@ -11,14 +11,16 @@ GFF, the released student, the default model fused frame by frame on its own (``
 thermal as it is: the default stream before issue 31), and **the default stream**: the pipeline the node builds
 from its default parameters (``sage_ros.stream.frame_path.build_pipeline(FusionParams())``: the 8-bit thermal's
 gain steps steadied, the default model, its coefficients averaged along the motion and their total gain limited
-where the picture moves; sage_core/thermal_steadying.py, sage_core/fusion_smoothing.py). Last, for each clip, the
+where the picture moves, the fused frame's change capped by its cameras'; sage_core/thermal_steadying.py,
+sage_core/fusion_smoothing.py, sage_core/change_cap.py). Last, for each clip, the
 default stream's two-source error against the larger of the two inputs' (issue 31's goal 2) and against
 the visible's (goal 3).
 
 ``--default-model M`` puts a model file in the shipped default's place (the default rows: what the stream would
 be with it). ``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying,
-the coefficient averaging, the gain limit where the picture moves), and the default stream without the gain
-limit. ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
+the coefficient averaging, the gain limit where the picture moves, the change cap), and the default stream
+without the gain limit, without the change cap, and with the thermal's gain steps fitted as lines (the
+steadier before its curve). ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
 ``--quality`` scores every 6th frame of the default model alone and of the default stream with the fusion metrics
 (what the stream's mechanisms cost a frame). ``--tone-rows`` adds the clips' thermal normalised once more by the
 percentile and plateau methods, as if it were a raw stream, and the default model on it (issue 23's
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,7 @@ from sage_core.eval.temporal import TemporalStability
 from sage_core.fuser import LuminanceFuser
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
+from sage_core.thermal_steadying import SteadyingConfig, ThermalSteadier
 from sage_core.video_files import read_clip
 from sage_ros.parameters import FusionParams
 from sage_ros.stream.frame_path import build_pipeline
@@ -64,13 +68,22 @@ def default_pipelines(params: FusionParams, parts: bool) -> dict[str, FramePipel
         steady = params.thermal_config()
         plain = dataclasses.replace(steady, steadying=0.0)
         smoothing = params.smoothing_config()
+        uncapped = dataclasses.replace(smoothing, change_cap=0.0)
         pipelines["default model + thermal steadying"] = FramePipeline(fuser, ThermalNormalizer(steady))
         pipelines["default model + coefficient averaging"] = FramePipeline(
-            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(uncapped, motion_gain_limit=0.0))
         pipelines["default model + gain limit where it moves"] = FramePipeline(
-            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, strength=0.0))
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(uncapped, strength=0.0))
+        pipelines["default model + change cap"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, strength=0.0,
+                                                                           motion_gain_limit=0.0))
         pipelines["default stream without the gain limit"] = FramePipeline(
             fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+        pipelines["default stream without the change cap"] = FramePipeline(
+            fuser, ThermalNormalizer(steady), smoothing=uncapped)
+        line = ThermalNormalizer(steady)
+        line.steadier = ThermalSteadier(SteadyingConfig(steady.steadying, curve_from=math.inf))
+        pipelines["default stream, its gain steps fitted as lines"] = FramePipeline(fuser, line, smoothing=smoothing)
     return pipelines
 
 

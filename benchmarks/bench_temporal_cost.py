@@ -7,11 +7,13 @@ The plaza clip's frames (8-bit thermal with its camera's gain steps, BGR visible
 round ``--repeat`` times through, interleaved frame by frame so that a busy machine slows all alike:
 
 - the default stream: the pipeline the node builds from its default parameters
-  (``sage_ros.stream.frame_path.build_pipeline``): thermal steadying, the default model, fusion smoothing;
+  (``sage_ros.stream.frame_path.build_pipeline``): thermal steadying, the default model, fusion smoothing and
+  the change cap;
 - the same pipeline with the steadying and the smoothing off (the default model alone, 8-bit thermal as it is:
   the pipeline before issue 31, with today's model); with ``--old-model``, that model the same way;
-- each mechanism alone: the steadying (``ThermalNormalizer.steady``) and the smoothing (``CoefficientSmoother``
-  on the model's coefficients, without the model).
+- each mechanism alone: the steadying (``ThermalNormalizer.steady``), the smoothing (``CoefficientSmoother``
+  on the model's coefficients, without the model) and the change cap (``ChangeCap`` on the fused frames, with
+  the motion the smoothing measured for them).
 
 Median milliseconds per frame, and the default stream's difference from the pipeline without the two. The
 multiply-accumulates per pixel of each model (convolutions, counted by hooks; ``sage_core.eval.profiling``) are
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from sage_core.backends import affine_cpu
+from sage_core.change_cap import ChangeCap
 from sage_core.checkpoint import load_model
 from sage_core.color import ir_to_gray, vis_to_luma_chroma
 from sage_core.eval.profiling import macs_per_pixel
@@ -73,6 +76,19 @@ def _cases(params: FusionParams, old_model: Path | None,
             coefficients.append((model.from_pooled(torch.from_numpy(pooled))[0][0].numpy(), pooled[0]))
     smoother = CoefficientSmoother(params.smoothing_config())
     cases["fusion smoothing alone"] = lambda i, ir, vis: smoother(*coefficients[i])
+    planes = []  # each frame's full-resolution planes, fused frame and motion, computed before the timing
+    measuring = CoefficientSmoother(params.smoothing_config())
+    for (ir, vis), (low, pooled) in zip(frames, coefficients):
+        y, thermal = vis_to_luma_chroma(vis).y, ir_to_gray(ir)
+        fused = affine_cpu.apply_coefficients(measuring(low, pooled), y, thermal)
+        planes.append((fused, y, thermal, measuring.motion))
+    cap = ChangeCap(params.fusion_change_cap)
+
+    def capped(i: int, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        if i == 0:  # each round through the frames is a new stream
+            cap.reset()
+        return cap(*planes[i][:3], *planes[i][3])
+    cases["change cap alone"] = capped
     return cases
 
 

@@ -22,6 +22,9 @@ the coefficient maps that follows the scene:
   fully from 3 %, counted over its 5 x 5 neighbourhood (the reach of the coefficients' upsampling and of the
   decisions around a moving object). Where nothing moves the model's rule is kept as it is, so a still pair
   (and the first frame of a stream) is fused exactly as a single image is;
+- with ``change_cap`` above 0 (0.02 in the node), the motion measured here also serves the change cap
+  (sage_core/change_cap.py), which the pipeline runs on the full-resolution fused frame (:meth:`finish`): no
+  pixel changes between frames by more than the larger of its two cameras' changes, plus one grey level;
 - reset on a scene cut (either pooled camera, after warping, changes by more than ``scene_cut`` on
   average: a jump after a flat-field correction, a cut in a recording) and on a change of frame size;
 - no rule for repeated frames (a camera freeze): a repeated pair gives the same coefficients again, which the
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sage_core.change_cap import ChangeCap
 from sage_core.errors import ConfigError
 
 #: Below this many pooled pixels on a side the flow is not worth computing (tiny test frames): zero motion.
@@ -51,15 +55,17 @@ _MOTION_REACH = np.ones((5, 5), np.uint8)
 @dataclass(frozen=True)
 class SmoothingConfig:
     """``strength``: weight of the previous (warped) coefficients in [0, 1); 0 turns the averaging off.
-    ``motion_gain_limit``: the most ``a + b`` where the picture moves (0: no limit)."""
+    ``motion_gain_limit``: the most ``a + b`` where the picture moves (0: no limit). ``change_cap``: the most the
+    change cap may hold the full-resolution fused picture (0..1) from the model's own (0: no cap)."""
 
     strength: float = 0.0
     max_change: float = 0.01  # most the smoothing holds the low-resolution fused picture (0..1) from this frame's
     scene_cut: float = 0.1  # mean change of a pooled camera (0..1) taken as a new scene
     motion_gain_limit: float = 0.0
+    change_cap: float = 0.0
 
     def validate(self) -> None:
-        values = (self.strength, self.max_change, self.scene_cut, self.motion_gain_limit)
+        values = (self.strength, self.max_change, self.scene_cut, self.motion_gain_limit, self.change_cap)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             raise ConfigError(f"fusion smoothing settings must be finite numbers, got {values}")
         if not 0.0 <= self.strength < 1.0:
@@ -69,6 +75,8 @@ class SmoothingConfig:
                               f"{self.scene_cut}")
         if self.motion_gain_limit < 0.0:
             raise ConfigError(f"fusion motion gain limit must be >= 0 (0: none), got {self.motion_gain_limit}")
+        if not 0.0 <= self.change_cap <= 1.0:
+            raise ConfigError(f"fusion change cap must lie in [0, 1] (0: none), got {self.change_cap}")
 
 
 class CoefficientSmoother:
@@ -79,34 +87,50 @@ class CoefficientSmoother:
         self.config.validate()
         self.resets = 0  # scene cuts seen, since start
         self._flow = None  # created on first use, with OpenCV (see _cv2)
+        self.cap = ChangeCap(self.config.change_cap)
+        self.frames = 0  # frames seen, since start: their order, for the change cap
+        #: The last frame's number and its motion to the frame before ((h, w, 2) pooled pixels; None: no previous
+        #: frame or a new scene), for :meth:`finish`.
+        self.motion: tuple[int, np.ndarray | None] = (0, None)
         self.reset()
 
     @property
     def enabled(self) -> bool:
-        return self.config.strength > 0.0 or self.config.motion_gain_limit > 0.0
+        config = self.config
+        return config.strength > 0.0 or config.motion_gain_limit > 0.0 or config.change_cap > 0.0
 
     def reset(self) -> None:
-        """Forget the average: the next frame's coefficients are used as they are."""
+        """Forget the average (the next frame's coefficients are used as they are) and the change cap's state."""
         self._low: np.ndarray | None = None
         self._pooled: np.ndarray | None = None
+        self.cap.reset()
 
     def reconfigure(self, config: SmoothingConfig) -> None:
         config.validate()
         self.config = config
+        self.cap = ChangeCap(config.change_cap)
         self.reset()
+
+    def finish(self, fused: np.ndarray, y: np.ndarray, ir: np.ndarray, motion: tuple[int, np.ndarray | None]
+               ) -> np.ndarray:
+        """The change cap on one full-resolution fused frame, with the ``motion`` this smoother gave that frame."""
+        return self.cap(fused, y, ir, *motion)
 
     def __call__(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         if not self.enabled:
             return low
+        self.frames += 1
+        self.motion = (self.frames, None)
         previous, previous_pooled = self._low, self._pooled
         if previous is None or previous_pooled is None or previous.shape != low.shape:
             return self._keep(low, pooled)
-        warp = self._warper(pooled[0], previous_pooled[0])
+        warp, flow = self._warper(pooled[0], previous_pooled[0])
         previous = np.stack([warp(plane) for plane in previous])
         moved = np.stack([warp(plane) for plane in previous_pooled])
         if float(np.abs(pooled - moved).mean(axis=(1, 2)).max()) > self.config.scene_cut:
             self.resets += 1
             return self._keep(low, pooled)
+        self.motion = (self.frames, flow)
         if self.config.motion_gain_limit:
             low = self._limit_where_moving(low, pooled, moved)
         if not self.config.strength:
@@ -132,18 +156,18 @@ class CoefficientSmoother:
         return self._low
 
     def _warper(self, current_y: np.ndarray, previous_y: np.ndarray):
-        """A function sampling a previous plane where each current pixel was (flow current -> previous)."""
+        """A function sampling a previous plane where each current pixel was, and the flow (current -> previous)."""
         h, w = current_y.shape
         if min(h, w) < _MIN_FLOW_SIDE:
-            return lambda plane: plane
+            return (lambda plane: plane), np.zeros((h, w, 2), np.float32)
         cv2 = _cv2()
         if self._flow is None:
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         flow = self._flow.calc(_to_uint8(current_y), _to_uint8(previous_y), None)
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-        return lambda plane: cv2.remap(np.ascontiguousarray(plane, np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)
+        return (lambda plane: cv2.remap(np.ascontiguousarray(plane, np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)), flow
 
 
 def limit_gain(low: np.ndarray, pooled: np.ndarray, limit: float) -> np.ndarray:

@@ -5,12 +5,13 @@ The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a
 live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
 its parameter callback may change the thermal normalisation.
 
-With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength`` or ``motion_gain_limit``
-above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain limited where
-the picture moves (``fusion_smoothing.py``), where the backend exposes them (an affine model's
-CPU split: the shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`).
-The smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the
-order they reach it.
+With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength``, ``motion_gain_limit`` or
+``change_cap`` above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain
+limited where the picture moves (``fusion_smoothing.py``), and the fused frame's change between frames is capped by
+its cameras' (``change_cap.py``), where the backend exposes the coefficients (an affine model's CPU split: the
+shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`). The
+smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the
+order they reach it; a frame whose predecessor in that order is not yet capped passes the cap uncapped.
 """
 
 from __future__ import annotations
@@ -70,10 +71,6 @@ class FramePipeline:
         with self._lock:
             self.smoother.reset()
 
-    def _smooth(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-        with self._lock:
-            return self.smoother(low, pooled)
-
     def thermal_unit(self, raw: np.ndarray) -> np.ndarray:
         """Raw thermal -> what the model takes: 8-bit (tone-mapped by its camera) as is but for its camera's gain
         steps, 16-bit and float through the normaliser.
@@ -109,7 +106,7 @@ class FramePipeline:
             raise FusionInputError("a depth image registers thermal per pixel only with a rig (its extrinsics)")
         first = second = None
         if people:
-            smooth = self._smooth if self.smoother.enabled else None
+            smooth = _FrameSteps(self.smoother, self._lock) if self.smoother.enabled else None
             first = self.fuser.fuse_gray(thermal, rgb, smooth) if gray else self.fuser.fuse(thermal, rgb, smooth)
         if machines and self.machines is not None:
             second = self.machines.fuse_gray(thermal, rgb) if gray else self.machines.fuse(thermal, rgb)
@@ -122,3 +119,25 @@ class FramePipeline:
             image = self.thermal_unit(image)
         image = (aligner or self.aligner).align_one(image, camera, other_size)
         return image if image.dtype == np.uint8 else gray_to_uint8(image)
+
+
+class _FrameSteps:
+    """One frame's temporal steps, under the pipeline's lock: its coefficients averaged (``__call__``), then the
+    change cap on its fused frame (``finish``) with the motion measured for this very frame, which another
+    worker's frame averaged in between does not change."""
+
+    def __init__(self, smoother: CoefficientSmoother, lock: threading.Lock) -> None:
+        self._smoother, self._lock = smoother, lock
+        self._motion: tuple[int, np.ndarray | None] | None = None
+
+    def __call__(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+        with self._lock:
+            low = self._smoother(low, pooled)
+            self._motion = self._smoother.motion
+            return low
+
+    def finish(self, fused: np.ndarray, y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        if self._motion is None:
+            return fused
+        with self._lock:
+            return self._smoother.finish(fused, y, ir, self._motion)

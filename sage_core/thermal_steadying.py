@@ -15,10 +15,17 @@ camera's tone back in slowly:
   pixels at the ends of the range (clipped, so not affine); a change that moves no grey level by a whole
   level is the camera's own drift, let through;
 - a fit that explains less than half of the picture (a fast pan, a new scene) changes nothing;
-- the correction ``G T + O`` (identity at start) is composed with the inverse of each fitted change, so the
-  output continues the previous frame's tone, and then relaxed towards the identity by ``strength`` per
-  frame: a step of the camera becomes a ramp of a few frames (0.9: a tenth of the step at once, half of it
-  within 7 frames), a lasting change of the camera's tone is adopted within about a second;
+- a step that moves some grey level by ``curve_from`` (4) levels or more is then measured as a curve, not a
+  line: a camera's gain control changes its tone curve, which saturates at the top (on the plaza the step is
+  +8 grey levels at 100, +19 at 140, +28 at 180 and +18 at 220, where a line leaves 2.6 grey levels of RMS
+  residual against the curve's 2.0, on the whole-resolution frames aligned by the thermal's own flow): the
+  median of the current frame's points in 16-level bins of the previous one's, made monotone, continued past
+  the data with the line's slope. Smaller steps stay lines (a curve fitted to them follows the noise);
+- the correction (a curve over the 256 grey levels, the identity at start) is composed with the inverse of
+  each fitted change, so the output continues the previous frame's tone, and then relaxed towards the
+  identity by ``strength`` per frame: a step of the camera becomes a ramp of a few frames (0.9: a tenth of
+  the step at once, half of it within 7 frames), a lasting change of the camera's tone is adopted within
+  about a second;
 - while the correction moves no grey level by more than a quarter (the camera's own tone), the frame is
   returned as it is: a steady camera gives the same picture, bit for bit, as without this step.
 
@@ -46,18 +53,28 @@ _IDENTITY = 0.25
 #: A fitted change that moves no grey level by this much is the camera's own drift (or the fit's noise): let
 #: through, so that the correction does not wander with the noise of the fit.
 _STEP = 1.0
+#: A step is measured as a curve by the median of the current points in bins of this many grey levels of the
+#: previous frame, a bin used from this many points on.
+_BIN, _BIN_POINTS = 16.0, 8
+_LEVELS = np.arange(256, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class SteadyingConfig:
-    """``strength``: weight of the correction kept per frame, in [0, 1); 0 turns the steadying off."""
+    """``strength``: weight of the correction kept per frame, in [0, 1); 0 turns the steadying off.
+    ``curve_from``: a step moving some grey level by this much is measured as a curve (``math.inf``: always a
+    line, the steadier before issue 31's curve; a benchmark's comparison, not a node parameter)."""
 
     strength: float = 0.9
+    curve_from: float = 4.0
 
     def validate(self) -> None:
         if not (isinstance(self.strength, (int, float)) and math.isfinite(self.strength)
                 and 0.0 <= self.strength < 1.0):
             raise ConfigError(f"thermal steadying strength must be a number in [0, 1), got {self.strength!r}")
+        if not (isinstance(self.curve_from, (int, float)) and self.curve_from > 0.0):
+            raise ConfigError(f"thermal steadying curve_from must be a number > 0 (grey levels), got "
+                              f"{self.curve_from!r}")
 
 
 def fit_change(previous: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
@@ -91,6 +108,33 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return g, float(y.mean() - g * x.mean())
 
 
+def fit_curve(previous: np.ndarray, current: np.ndarray, g: float, o: float) -> np.ndarray:
+    """The change as a monotone curve over the 256 grey levels: the median of ``current`` in bins of ``previous``
+    (points at the ends of the range left out, as in :func:`fit_change`), linear between the bins' medians and
+    continued past them with the fitted line's slope ``g``; the line ``g v + o`` where fewer than two bins hold
+    enough points."""
+    x, y = previous.ravel().astype(np.float64), current.ravel().astype(np.float64)
+    usable = (np.minimum(x, y) > _CLIP_MARGIN) & (np.maximum(x, y) < 255.0 - _CLIP_MARGIN)
+    x, y = x[usable], y[usable]
+    bins = np.floor(x / _BIN).astype(np.int64)
+    knots = [(float(np.median(x[bins == k])), float(np.median(y[bins == k])))
+             for k in np.unique(bins) if int(np.count_nonzero(bins == k)) >= _BIN_POINTS]
+    if len(knots) < 2:
+        return g * _LEVELS + o
+    knot_x, knot_y = (np.array(values) for values in zip(*knots))
+    return _extend(np.maximum.accumulate(knot_x), np.maximum.accumulate(knot_y), _LEVELS, g)
+
+
+def _extend(knot_x: np.ndarray, knot_y: np.ndarray, at: np.ndarray, slope: float,
+            top_slope: float | None = None) -> np.ndarray:
+    """The piecewise-linear function through the knots at ``at``, continued past its ends with ``slope`` (past its
+    top with ``top_slope`` when given)."""
+    values = np.interp(at, knot_x, knot_y)
+    values = np.where(at < knot_x[0], knot_y[0] + slope * (at - knot_x[0]), values)
+    top = slope if top_slope is None else top_slope
+    return np.where(at > knot_x[-1], knot_y[-1] + top * (at - knot_x[-1]), values)
+
+
 class ThermalSteadier:
     """``steadier(frame) -> frame``: an 8-bit H x W thermal frame, returned as it is or, while a gain step is
     being absorbed, as float32 in [0, 1]; see the module docstring."""
@@ -106,13 +150,13 @@ class ThermalSteadier:
         return self.config.strength > 0.0
 
     @property
-    def correction(self) -> tuple[float, float]:
-        """``(G, O)``: the frame is shown as ``G T + O`` (grey levels)."""
-        return self._gain, self._offset
+    def correction(self) -> np.ndarray:
+        """The grey level (float, 0..255) each of the 256 input levels is shown as; the identity when steady."""
+        return self._curve.copy()
 
     def reset(self) -> None:
         self._previous: np.ndarray | None = None
-        self._gain, self._offset = 1.0, 0.0
+        self._curve = _LEVELS.copy()
 
     def reconfigure(self, config: SteadyingConfig) -> None:
         config.validate()
@@ -129,28 +173,28 @@ class ThermalSteadier:
         if previous is not None and previous.shape == pooled.shape:
             g, o, inliers = fit_change(previous, pooled)
             if inliers >= _MIN_INLIERS and 0.5 <= g <= 2.0:
-                self._follow(g, o, previous)
+                self._follow(g, o, previous, pooled)
         else:
-            self._gain, self._offset = 1.0, 0.0
-        strength = self.config.strength
-        self._gain = 1.0 + strength * (self._gain - 1.0)
-        self._offset *= strength
-        if _largest_move(self._gain, self._offset) <= _IDENTITY:
-            self._gain, self._offset = 1.0, 0.0
+            self._curve = _LEVELS.copy()
+        self._curve = _LEVELS + self.config.strength * (self._curve - _LEVELS)
+        if float(np.abs(self._curve - _LEVELS).max()) <= _IDENTITY:
+            self._curve = _LEVELS.copy()
             return frame
-        out = frame.astype(np.float32)
-        out *= np.float32(self._gain / 255.0)
-        out += np.float32(self._offset / 255.0)
-        return np.clip(out, 0.0, 1.0, out=out)
+        table = (np.clip(self._curve, 0.0, 255.0) / 255.0).astype(np.float32).reshape(1, 256)
+        return _cv2().LUT(frame, table)
 
-    def _follow(self, g: float, o: float, previous: np.ndarray) -> None:
-        """Compose the correction with the inverse of ``T -> g T + o``: the output continues the last frame's."""
+    def _follow(self, g: float, o: float, previous: np.ndarray, current: np.ndarray) -> None:
+        """Compose the correction with the inverse of the fitted change: the output continues the last frame's."""
         low, high = np.percentile(previous, (2, 98))
-        if _largest_move(g, o, float(low), float(high)) < _STEP:  # over the grey levels the picture uses
+        move = _largest_move(g, o, float(low), float(high))  # over the grey levels the picture uses
+        if move < _STEP:
             return
         self.steps += 1
-        self._offset -= self._gain * o / g
-        self._gain /= g
+        change = fit_curve(previous, current, g, o) if move >= self.config.curve_from else g * _LEVELS + o
+        change = np.maximum.accumulate(change + 1e-6 * _LEVELS)  # strictly increasing: invertible
+        inverse = _extend(change, _LEVELS, _LEVELS, 1.0 / g)  # the level before the change, for each after it
+        curve = self._curve
+        self._curve = _extend(_LEVELS, curve, inverse, float(curve[1] - curve[0]), float(curve[-1] - curve[-2]))
 
 
 def _largest_move(gain: float, offset: float, low: float = 0.0, high: float = 255.0) -> float:
@@ -159,8 +203,13 @@ def _largest_move(gain: float, offset: float, low: float = 0.0, high: float = 25
 
 
 def _pool(frame: np.ndarray) -> np.ndarray:
-    import cv2  # on first use: the node's parameter table imports this module's config, and loads no OpenCV
-
     height, width = frame.shape
     size = (max(1, width // _POOL), max(1, height // _POOL))
-    return cv2.resize(frame.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return _cv2().resize(frame.astype(np.float32), size, interpolation=_cv2().INTER_AREA)
+
+
+def _cv2():
+    """OpenCV, on first use: the node's parameter table imports this module's config, and loads no OpenCV."""
+    import cv2
+
+    return cv2

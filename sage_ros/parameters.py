@@ -214,6 +214,11 @@ class FusionParams:
         "(each block's mean kept): at 1.0 a moving part of the fused picture changes by no more than the larger of "
         "its cameras' changes; where nothing moves the model's rule is kept (0: no limit). Applies where the "
         "backend exposes the coefficients; see docs/temporal.md", low=0.0, high=4.0)
+    fusion_change_cap: float = param(
+        0.02, "the fused picture never changes between frames by more than the larger of its two cameras' changes "
+        "(along the visible motion) plus one grey level, pixel by pixel, but is never held more than this (fraction "
+        "of the grey range) from the model's own frame (0: no cap). Applies where the backend exposes the "
+        "coefficients; see docs/temporal.md", low=0.0, high=1.0)
     qos_reliability: str = param("best_effort", "reliability of the input subscriptions (sensor data: "
                                  "best_effort)", read_only=True, choices=("best_effort", "reliable"), launch=True)
     qos_depth: int = param(5, "history depth of the input subscriptions and the output publisher", read_only=True,
@@ -253,7 +258,7 @@ class FusionParams:
         from sage_core.fusion_smoothing import SmoothingConfig
 
         return SmoothingConfig(self.fusion_smoothing, self.fusion_smoothing_max_change,
-                               motion_gain_limit=self.fusion_motion_gain_limit)
+                               motion_gain_limit=self.fusion_motion_gain_limit, change_cap=self.fusion_change_cap)
 
     def alignment_config(self) -> AlignmentConfig:
         from sage_core.alignment import AlignmentConfig
@@ -366,7 +371,8 @@ _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_hi
                   "thermal_fixed_max", "thermal_range_smoothing", "thermal_plateau_level", "thermal_plateau_tail",
                   "thermal_plateau_linear",
                   "thermal_steadying")
-_SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change", "fusion_motion_gain_limit")
+_SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change", "fusion_motion_gain_limit",
+                    "fusion_change_cap")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
 

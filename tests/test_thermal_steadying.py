@@ -1,5 +1,7 @@
 """Steadying an 8-bit thermal stream's gain steps (sage_core/thermal_steadying.py; docs/temporal.md)."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -8,15 +10,15 @@ from sage_core import Fuser, InferenceOptions
 from sage_core.errors import ConfigError
 from sage_core.pipeline import FramePipeline
 from sage_core.thermal import ThermalNormalizer, ThermalNormalizerConfig
-from sage_core.thermal_steadying import SteadyingConfig, ThermalSteadier, fit_change
+from sage_core.thermal_steadying import SteadyingConfig, ThermalSteadier, fit_change, fit_curve
 
 H, W = 96, 128
 
 
-def _scene(seed: int = 0) -> np.ndarray:
+def _scene(seed: int = 0, height: int = H, width: int = W) -> np.ndarray:
     """A camera-tone-mapped thermal picture: smooth structure over the whole range, float grey levels."""
-    noise = np.random.default_rng(seed).random((H // 8, W // 8)).astype(np.float32)
-    return cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 150 + 40
+    noise = np.random.default_rng(seed).random((height // 8, width // 8)).astype(np.float32)
+    return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 150 + 40
 
 
 def _frame(scene: np.ndarray, gain: float = 1.0, offset: float = 0.0, seed: int | None = None) -> np.ndarray:
@@ -70,7 +72,7 @@ def test_a_new_scene_is_not_taken_for_a_gain_step():
     steadier = ThermalSteadier()
     steadier(_frame(_scene(2)))
     other = _frame(_scene(3))
-    assert steadier(other) is other and steadier.correction == (1.0, 0.0)
+    assert steadier(other) is other and np.array_equal(steadier.correction, np.arange(256))
 
 
 def test_off_and_bad_settings():
@@ -113,3 +115,37 @@ def test_a_panning_noisy_camera_is_not_taken_for_gain_steps():
         frame = np.clip(np.rint(picture), 0, 255).astype(np.uint8)
         assert steadier(frame) is frame
     assert steadier.steps == 0
+
+
+def _camera_curve(levels: np.ndarray) -> np.ndarray:
+    """A camera's gain step as it is on the plaza clip: a tone curve, raised in the middle and saturating at the
+    top (+8 grey levels at 100, +19 at 140, +28 at 180 and +18 at 220 there), not a line."""
+    return levels + 28.0 * np.sin(np.clip((levels - 40.0) / 180.0, 0.0, 1.0) * np.pi) ** 1.5
+
+
+def test_a_tone_curve_step_is_undone_as_a_curve():
+    """What the frame shows at once is a tenth of the camera's step at every grey level when the step is measured as
+    a curve; a line (the steadier before the curve, ``curve_from`` infinite) leaves the bend in the picture."""
+    before = _frame(_scene(4, 256, 320))  # 40 x 32 points at 1/8: enough in each 16-level bin
+    after = np.clip(np.rint(_camera_curve(before.astype(np.float64))), 0, 255).astype(np.uint8)
+    expected = before + 0.1 * (after.astype(np.float64) - before)  # a tenth of the step let in at once
+    errors = {}
+    for curve_from in (4.0, math.inf):
+        steadier = ThermalSteadier(SteadyingConfig(0.9, curve_from=curve_from))
+        steadier(before)
+        errors[curve_from] = float(np.sqrt(np.mean(np.square(_grey(steadier(after)) - expected))))
+        assert steadier.steps == 1
+    # Not 0: the fit sees 8 x 8 block means, whose curve is not the pixels' (the step is 28 grey levels at most).
+    assert errors[4.0] < 2.5 and errors[4.0] < 0.5 * errors[math.inf]
+
+
+def test_curve_fit_follows_a_saturating_step_and_is_monotone():
+    before = cv2.resize(_frame(_scene(4, 256, 320)).astype(np.float32), (40, 32), interpolation=cv2.INTER_AREA)
+    after = _camera_curve(before.astype(np.float64)).astype(np.float32)
+    g, o, _ = fit_change(before, after)
+    curve = fit_curve(before, after, g, o)
+    used = np.arange(int(before.min()) + 8, int(before.max()) - 8)
+    assert np.abs(curve[used] - _camera_curve(used.astype(np.float64))).max() < 2.0
+    assert np.all(np.diff(curve) >= 0)
+    with pytest.raises(ConfigError, match="curve_from"):
+        SteadyingConfig(0.9, curve_from=0.0).validate()

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 #: ``(coefficients (3, h, w), pooled (Y, ir) (2, h, w)) -> coefficients``: a change of the decisions before they
-#: are applied (the temporal smoothing of sage_core.fusion_smoothing).
+#: are applied (the temporal smoothing of sage_core.fusion_smoothing). A filter that also has a method
+#: ``finish(fused, y, ir) -> fused`` (H x W float32 planes) sees the fused frame too (the change cap).
 CoefficientFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: Most pooled pixels the head runs on (e.g. 2 * 160 * 128: twice 640x512 at 1/4); None: no bound, the
@@ -89,6 +90,8 @@ def fuse_split(head: Callable[[np.ndarray], np.ndarray], y: np.ndarray, ir: np.n
     ir = np.ascontiguousarray(ir, dtype=np.float32)
     pooled = pool_pair(y, ir, head_pooling(*y.shape, scale))
     low = head(pooled)
-    if coefficient_filter is not None:
-        low = coefficient_filter(low, pooled[0])
-    return apply_coefficients(low, y, ir)
+    if coefficient_filter is None:
+        return apply_coefficients(low, y, ir)
+    fused = apply_coefficients(coefficient_filter(low, pooled[0]), y, ir)
+    finish = getattr(coefficient_filter, "finish", None)
+    return fused if finish is None else finish(fused, y, ir)
