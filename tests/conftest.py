@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -119,3 +121,22 @@ def symlink_workspace(tmp_path_factory):
     from tests.ros_workspace import built_workspace
 
     return built_workspace(tmp_path_factory, symlink_install=True)
+
+
+#: The benchmark detector's graph, from benchmarks/downstream's pinned npm packages (bench_downstream.py).
+CENTERNET_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream" / "node_modules" / \
+    "@vladmandic" / "human" / "models" / "centernet.json"
+
+
+@pytest.fixture(scope="session")
+def centernet_json() -> Path:
+    """The CenterNet graph, installed once per run (``npm ci``) when missing: whether the tests that need it run
+    must not depend on whether a test that installs it happened to run first. Skips only without node and npm."""
+    if not CENTERNET_JSON.exists():
+        missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+        if missing:
+            pytest.skip(f"needs {' and '.join(missing)} on PATH for the benchmark detector's npm packages")
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                              cwd=CENTERNET_JSON.parents[4], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"npm ci in benchmarks/downstream failed: {done.stderr.strip()[-500:]}"
+    return CENTERNET_JSON

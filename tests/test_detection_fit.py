@@ -23,7 +23,6 @@ from sage_core.train.detection_targets import TargetCache, TargetSettings, Windo
 from sage_core.train.detector_windows import kept_cells, window_geometry, windows
 
 REPO = Path(__file__).resolve().parents[1]
-CENTERNET = REPO / "benchmarks" / "downstream" / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json"
 CONFIG = REPO / "training" / "configs" / "detection_fuse.yaml"
 
 
@@ -86,9 +85,8 @@ def test_the_compiled_graph_computes_what_the_op_by_op_graph_does_and_fuses_hard
     assert max(_compare(graph, torch.rand(2, 64, 64, 3) * 255)) < 1e-5
 
 
-@pytest.mark.skipif(not CENTERNET.exists(), reason="needs the benchmark's npm packages (benchmarks/downstream: npm ci)")
-def test_the_compiled_centernet_equals_the_graph_and_takes_a_window():
-    graph = TfjsGraph(CENTERNET)
+def test_the_compiled_centernet_equals_the_graph_and_takes_a_window(centernet_json):
+    graph = TfjsGraph(centernet_json)
     vis = cv2.imread(str(REPO.parent / "shared/datasets/msrs180/vis/00008N.png")) if (
         REPO.parent / "shared/datasets/msrs180").exists() else (np.random.default_rng(0).random((480, 640, 3)) * 255)
     x = resize_bilinear_legacy(torch.from_numpy(np.ascontiguousarray(vis[:, :, ::-1])).float()[None], 512, 512)

@@ -172,12 +172,10 @@ def test_tf_same_padding_and_legacy_resize_by_hand():
     assert resize_bilinear_legacy(x, 1, 4).flatten().tolist() == [0.0, 0.5, 1.0, 1.0]
 
 
-def test_torch_centernet_matches_tfjs_on_a_pair():
+def test_torch_centernet_matches_tfjs_on_a_pair(centernet_json):
     """The detector converted to PyTorch gives TF.js's detections (needs ../shared and the npm packages)."""
     bench = _bench()
-    model = bench.RUNNER / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json"
-    if not model.exists() or shutil.which("node") is None:
-        pytest.skip("needs node and benchmarks/downstream/node_modules (npm ci there, or run the benchmark once)")
+    model = centernet_json
     from sage_core.eval.centernet import TorchCenterNet
     ir, vis = bench.read_pair("00858N")
     image = bench.make_baseline("average").fuse(ir, vis)

@@ -19,7 +19,6 @@ from sage_core.train.detectors import DetectorOutput
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "training" / "configs" / "smoke.yaml"
-CENTERNET = REPO / "benchmarks" / "downstream" / "node_modules" / "@vladmandic" / "human" / "models" / "centernet.json"
 
 
 class BlobDetector(nn.Module):
@@ -261,9 +260,8 @@ def test_a_tfjs_graph_detector_through_the_protocol(tmp_path):
         DetectionTerm(DetectionConfig(detector=str(model)), torch.device("cpu"))
 
 
-@pytest.mark.skipif(not CENTERNET.exists(), reason="needs the benchmark's npm packages (benchmarks/downstream: npm ci)")
-def test_the_converted_centernet_as_the_detector():
-    term = DetectionTerm(DetectionConfig(detector=f"centernet:{CENTERNET}", classes=[0, 2]), torch.device("cpu"))
+def test_the_converted_centernet_as_the_detector(centernet_json):
+    term = DetectionTerm(DetectionConfig(detector=f"centernet:{centernet_json}", classes=[0, 2]), torch.device("cpu"))
     y, ir, cr, cb = (t[..., :24, :24].repeat(1, 1, 4, 4) for t in _scene())
     fused = y.clone().requires_grad_(True)
     loss = term.loss(fused, y, ir, cr, cb)
