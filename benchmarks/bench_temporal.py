@@ -11,16 +11,17 @@ GFF, the released student, the default model fused frame by frame on its own (``
 thermal as it is: the default stream before issue 31), and **the default stream**: the pipeline the node builds
 from its default parameters (``sage_ros.stream.frame_path.build_pipeline(FusionParams())``: the 8-bit thermal's
 gain steps steadied, the default model, its coefficients averaged along the motion and their total gain limited
-where the picture moves, the fused frame's change capped by its cameras'; sage_core/thermal_steadying.py,
-sage_core/fusion_smoothing.py, sage_core/change_cap.py). Last, for each clip, the
+(where the picture moves and where it does not), the fused frame's change capped by its cameras';
+sage_core/thermal_steadying.py, sage_core/fusion_smoothing.py, sage_core/change_cap.py). Last, for each clip, the
 default stream's two-source error against the larger of the two inputs' (issue 31's goal 2) and against
 the visible's (goal 3).
 
 ``--default-model M`` puts a model file in the shipped default's place (the default rows: what the stream would
 be with it). ``--parts`` adds the default model with one run-time mechanism at a time (the thermal steadying,
-the coefficient averaging, the gain limit where the picture moves, the change cap), and the default stream
-without the gain limit, without the change cap, and with the thermal's gain steps fitted as lines (the
-steadier before its curve). ``--model-file-path M`` (repeatable) adds a row per model file, fused on its own.
+the coefficient averaging, the gain limit where the picture moves, the one where it does not, the change cap),
+and the default stream without the gain limits, without the one where nothing moves, without the change cap, and
+with the thermal's gain steps fitted as lines (the steadier before its curve). ``--model-file-path M``
+(repeatable) adds a row per model file, fused on its own.
 ``--quality`` scores every 6th frame of the default model alone and of the default stream with the fusion metrics
 (what the stream's mechanisms cost a frame). ``--tone-rows`` adds the clips' thermal normalised once more by the
 percentile and plateau methods, as if it were a raw stream, and the default model on it (issue 23's
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT.parent / "shared" / "checkpoints" / "sage_official_student.pt"
 TONE_METHODS = ("percentile", "plateau")
 DEFAULT_STREAM = "default stream (node defaults)"
+WITHOUT_STILL_LIMIT = "default stream without the gain limit where nothing moves"
 QUALITY_EVERY = 6
 QUALITY_KEYS = ("VIF", "Qabf", "SSIM", "MI", "SD")
 
@@ -69,16 +71,24 @@ def default_pipelines(params: FusionParams, parts: bool) -> dict[str, FramePipel
         plain = dataclasses.replace(steady, steadying=0.0)
         smoothing = params.smoothing_config()
         uncapped = dataclasses.replace(smoothing, change_cap=0.0)
+        no_limits = dataclasses.replace(uncapped, motion_gain_limit=0.0, still_gain_limit=0.0)
         pipelines["default model + thermal steadying"] = FramePipeline(fuser, ThermalNormalizer(steady))
-        pipelines["default model + coefficient averaging"] = FramePipeline(
-            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(uncapped, motion_gain_limit=0.0))
+        pipelines["default model + coefficient averaging"] = FramePipeline(fuser, ThermalNormalizer(plain),
+                                                                           smoothing=no_limits)
         pipelines["default model + gain limit where it moves"] = FramePipeline(
-            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(uncapped, strength=0.0))
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(no_limits, strength=0.0,
+                                                                           motion_gain_limit=1.0))
+        pipelines["default model + gain limit where nothing moves"] = FramePipeline(
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(no_limits, strength=0.0,
+                                                                           still_gain_limit=1.0))
         pipelines["default model + change cap"] = FramePipeline(
-            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(smoothing, strength=0.0,
-                                                                           motion_gain_limit=0.0))
-        pipelines["default stream without the gain limit"] = FramePipeline(
-            fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0))
+            fuser, ThermalNormalizer(plain), smoothing=dataclasses.replace(no_limits, strength=0.0,
+                                                                           change_cap=smoothing.change_cap))
+        pipelines["default stream without the gain limits"] = FramePipeline(
+            fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, motion_gain_limit=0.0,
+                                                                            still_gain_limit=0.0))
+        pipelines[WITHOUT_STILL_LIMIT] = FramePipeline(
+            fuser, ThermalNormalizer(steady), smoothing=dataclasses.replace(smoothing, still_gain_limit=0.0))
         pipelines["default stream without the change cap"] = FramePipeline(
             fuser, ThermalNormalizer(steady), smoothing=uncapped)
         line = ThermalNormalizer(steady)
@@ -105,8 +115,9 @@ def measure_clip(folder: Path, fusers: dict[str, LuminanceFuser], pipelines: dic
             streams[f"default model, thermal {method}"] = default.fuse(unit, vis)
         metric.add(vis, streams, second_reference=ir)
         if quality is not None and index % QUALITY_EVERY == QUALITY_EVERY - 1:
-            for name in ("default model alone", DEFAULT_STREAM):
-                quality.setdefault(name, []).append(all_metrics(streams[name], ir, vis))
+            for name in ("default model alone", DEFAULT_STREAM, WITHOUT_STILL_LIMIT):
+                if name in streams:
+                    quality.setdefault(name, []).append(all_metrics(streams[name], ir, vis))
     return metric.summary()
 
 

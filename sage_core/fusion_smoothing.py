@@ -13,15 +13,18 @@ the coefficient maps that follows the scene:
   this frame's coefficients give; a larger change (a moving object the flow missed, a thermal-only object, a
   new decision) takes the average along with it at once, so nothing trails behind by more than that, while
   jitter smaller than it is averaged with the full ``strength``;
-- where the picture moves, a gain limit (``motion_gain_limit``, 1.0 in the node): the rule's total gain
-  ``a + b`` is brought down to the limit, each block's mean kept (``c`` takes what ``a`` and ``b`` gave it), so
-  there the fused detail changes by no more than the larger of the two cameras' changes (for ``a, b >= 0`` and
-  ``a + b <= 1``, ``|a dY + b dT| <= max(|dY|, |dT|)``); the model adds both cameras at ``a + b`` of about 1.4,
-  which adds both cameras' changes wherever both change (people walking in front of a wall both cameras see).
-  A block moves when either pooled camera, after warping, changed there by more than 1 % of the grey range,
-  fully from 3 %, counted over its 5 x 5 neighbourhood (the reach of the coefficients' upsampling and of the
-  decisions around a moving object). Where nothing moves the model's rule is kept as it is, so a still pair
-  (and the first frame of a stream) is fused exactly as a single image is;
+- a gain limit on the rule's total gain ``a + b`` (``motion_gain_limit`` where the picture moves,
+  ``still_gain_limit`` where it does not; 1.0 and 1.0 in the node): ``a + b`` is brought down to the limit, each
+  block's mean kept (``c`` takes what ``a`` and ``b`` gave it), so the fused detail changes by no more than the
+  larger of the two cameras' changes (for ``a, b >= 0`` and ``a + b <= 1``, ``|a dY + b dT| <= max(|dY|, |dT|)``).
+  The model adds both cameras at ``a + b`` of about 1.4, which adds both cameras' changes: where both move
+  (people walking in front of a wall both cameras see), and where nothing moves, both cameras' temporal noise
+  (on a calm scene that noise is all that changes; issue 31: the plaza clip's calm part). A block moves when
+  either pooled camera, after warping, changed there by more than 1 % of the grey range, fully from 3 %, counted
+  over its 5 x 5 neighbourhood (the reach of the coefficients' upsampling and of the decisions around a moving
+  object); the two limits are blended by that. A frame with no motion known (a stream's first, the first after a
+  scene cut) counts as still everywhere, so a stream does not start with one frame at the model's gain; a single
+  image (no stream, no smoothing) is fused by the model's own rule;
 - with ``change_cap`` above 0 (0.02 in the node), the motion measured here also serves the change cap
   (sage_core/change_cap.py), which the pipeline runs on the full-resolution fused frame (:meth:`finish`): no
   pixel changes between frames by more than the larger of its two cameras' changes, plus one grey level;
@@ -55,17 +58,24 @@ _MOTION_REACH = np.ones((5, 5), np.uint8)
 @dataclass(frozen=True)
 class SmoothingConfig:
     """``strength``: weight of the previous (warped) coefficients in [0, 1); 0 turns the averaging off.
-    ``motion_gain_limit``: the most ``a + b`` where the picture moves (0: no limit). ``change_cap``: the most the
-    change cap may hold the full-resolution fused picture (0..1) from the model's own (0: no cap)."""
+    ``motion_gain_limit``, ``still_gain_limit``: the most ``a + b`` where the picture moves and where it does not (0:
+    no limit there). ``change_cap``: the most the change cap may hold the full-resolution fused picture (0..1) from
+    the model's own (0: no cap)."""
 
     strength: float = 0.0
     max_change: float = 0.01  # most the smoothing holds the low-resolution fused picture (0..1) from this frame's
     scene_cut: float = 0.1  # mean change of a pooled camera (0..1) taken as a new scene
     motion_gain_limit: float = 0.0
     change_cap: float = 0.0
+    still_gain_limit: float = 0.0
+
+    @property
+    def limits_gain(self) -> bool:
+        return self.motion_gain_limit > 0.0 or self.still_gain_limit > 0.0
 
     def validate(self) -> None:
-        values = (self.strength, self.max_change, self.scene_cut, self.motion_gain_limit, self.change_cap)
+        values = (self.strength, self.max_change, self.scene_cut, self.motion_gain_limit, self.change_cap,
+                  self.still_gain_limit)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             raise ConfigError(f"fusion smoothing settings must be finite numbers, got {values}")
         if not 0.0 <= self.strength < 1.0:
@@ -73,8 +83,9 @@ class SmoothingConfig:
         if self.max_change <= 0.0 or self.scene_cut <= 0.0:
             raise ConfigError(f"fusion smoothing max_change and scene_cut must be > 0, got {self.max_change}, "
                               f"{self.scene_cut}")
-        if self.motion_gain_limit < 0.0:
-            raise ConfigError(f"fusion motion gain limit must be >= 0 (0: none), got {self.motion_gain_limit}")
+        if self.motion_gain_limit < 0.0 or self.still_gain_limit < 0.0:
+            raise ConfigError(f"fusion gain limits must be >= 0 (0: none), got {self.motion_gain_limit} where the "
+                              f"picture moves, {self.still_gain_limit} where it does not")
         if not 0.0 <= self.change_cap <= 1.0:
             raise ConfigError(f"fusion change cap must lie in [0, 1] (0: none), got {self.change_cap}")
 
@@ -97,7 +108,7 @@ class CoefficientSmoother:
     @property
     def enabled(self) -> bool:
         config = self.config
-        return config.strength > 0.0 or config.motion_gain_limit > 0.0 or config.change_cap > 0.0
+        return config.strength > 0.0 or config.limits_gain or config.change_cap > 0.0
 
     def reset(self) -> None:
         """Forget the average (the next frame's coefficients are used as they are) and the change cap's state."""
@@ -123,16 +134,16 @@ class CoefficientSmoother:
         self.motion = (self.frames, None)
         previous, previous_pooled = self._low, self._pooled
         if previous is None or previous_pooled is None or previous.shape != low.shape:
-            return self._keep(low, pooled)
+            return self._keep(self._limit_still(low, pooled), pooled)
         warp, flow = self._warper(pooled[0], previous_pooled[0])
         previous = np.stack([warp(plane) for plane in previous])
         moved = np.stack([warp(plane) for plane in previous_pooled])
         if float(np.abs(pooled - moved).mean(axis=(1, 2)).max()) > self.config.scene_cut:
             self.resets += 1
-            return self._keep(low, pooled)
+            return self._keep(self._limit_still(low, pooled), pooled)
         self.motion = (self.frames, flow)
-        if self.config.motion_gain_limit:
-            low = self._limit_where_moving(low, pooled, moved)
+        if self.config.limits_gain:
+            low = self._limit_gain(low, pooled, moved)
         if not self.config.strength:
             return self._keep(low, pooled)
         change = low - previous
@@ -145,11 +156,21 @@ class CoefficientSmoother:
         weight = np.minimum(self.config.strength, self.config.max_change / np.maximum(effect, 1e-6))
         return self._keep(low - weight[None] * change, pooled)
 
-    def _limit_where_moving(self, low: np.ndarray, pooled: np.ndarray, moved: np.ndarray) -> np.ndarray:
-        """The gain limit, blended in by how much each block moves (see the module docstring)."""
+    def _limit_still(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+        """A frame with no motion known (a stream's first, the first after a scene cut): every block counts as still,
+        so the stream does not start (or restart) with one frame at the model's higher gain."""
+        limit = self.config.still_gain_limit
+        return limit_gain(low, pooled, limit) if limit else low
+
+    def _limit_gain(self, low: np.ndarray, pooled: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """The gain limits, the moving one blended in by how much each block moves (see the module docstring)."""
+        moving, still = (limit_gain(low, pooled, limit) if limit else low
+                         for limit in (self.config.motion_gain_limit, self.config.still_gain_limit))
+        if self.config.motion_gain_limit == self.config.still_gain_limit:
+            return moving
         motion = _cv2().dilate(np.abs(pooled - moved).max(axis=0), _MOTION_REACH)
         weight = np.clip((motion - _MOTION_FROM) / (_MOTION_FULL - _MOTION_FROM), 0.0, 1.0)
-        return low + weight[None] * (limit_gain(low, pooled, self.config.motion_gain_limit) - low)
+        return still + weight[None] * (moving - still)
 
     def _keep(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         self._low, self._pooled = np.array(low, np.float32), np.array(pooled, np.float32)

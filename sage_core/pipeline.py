@@ -5,9 +5,9 @@ The ROS node, ``sage-fuse`` and offline tools share :class:`FramePipeline`, so a
 live stream give the same picture for the same settings. Thread-safe: the node's worker fuses while
 its parameter callback may change the thermal normalisation.
 
-With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength``, ``motion_gain_limit`` or
-``change_cap`` above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain
-limited where the picture moves (``fusion_smoothing.py``), and the fused frame's change between frames is capped by
+With a :class:`~sage_core.fusion_smoothing.SmoothingConfig` that is on (``strength``, a gain limit or ``change_cap``
+above 0: the node's defaults) the fusion model's coefficients are averaged over time and their gain limited
+(``fusion_smoothing.py``), and the fused frame's change between frames is capped by
 its cameras' (``change_cap.py``), where the backend exposes the coefficients (an affine model's CPU split: the
 shipped default on a CPU); elsewhere the setting has no effect (:attr:`FramePipeline.smoothing_active`). The
 smoothing step runs under the pipeline's lock, so with several inference workers frames are smoothed in the

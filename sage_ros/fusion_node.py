@@ -154,7 +154,7 @@ class FusionNode(Node):
             self.get_logger().warning(f"model: backend auto fell back to {self.fuser.backend.name}: "
                                       f"{self.fuser.fallback}")
         if self.pipeline.smoother.enabled and not self.fuser.filters_coefficients:
-            self.get_logger().info(f"fusion_smoothing, fusion_motion_gain_limit and fusion_change_cap do nothing with "
+            self.get_logger().info(f"fusion_smoothing, the fusion gain limits and fusion_change_cap do nothing with "
                                    f"{self.fuser.description}: it does not expose the model's coefficients")
         if p.warmup:
             self.fuser.warmup()

@@ -212,8 +212,14 @@ class FusionParams:
     fusion_motion_gain_limit: float = param(
         1.0, "where the picture moves, the most total gain a + b the fusion rule may give the two cameras' detail "
         "(each block's mean kept): at 1.0 a moving part of the fused picture changes by no more than the larger of "
-        "its cameras' changes; where nothing moves the model's rule is kept (0: no limit). Applies where the "
+        "its cameras' changes (0: no limit; where nothing moves: fusion_still_gain_limit). Applies where the "
         "backend exposes the coefficients; see docs/temporal.md", low=0.0, high=4.0)
+    fusion_still_gain_limit: float = param(
+        1.0, "where nothing moves (and on a stream's first frame, before any motion is known), the most total gain "
+        "a + b the fusion rule may give the two cameras' detail (each block's mean kept): at 1.0 the two cameras' "
+        "temporal noise does not add up above the noisier camera's on a calm scene; 0 keeps the model's rule there "
+        "(more detail, more noise). "
+        "Applies where the backend exposes the coefficients; see docs/temporal.md", low=0.0, high=4.0)
     fusion_change_cap: float = param(
         0.02, "the fused picture never changes between frames by more than the larger of its two cameras' changes "
         "(along the visible motion) plus one grey level, pixel by pixel, but is never held more than this (fraction "
@@ -258,7 +264,8 @@ class FusionParams:
         from sage_core.fusion_smoothing import SmoothingConfig
 
         return SmoothingConfig(self.fusion_smoothing, self.fusion_smoothing_max_change,
-                               motion_gain_limit=self.fusion_motion_gain_limit, change_cap=self.fusion_change_cap)
+                               motion_gain_limit=self.fusion_motion_gain_limit, change_cap=self.fusion_change_cap,
+                               still_gain_limit=self.fusion_still_gain_limit)
 
     def alignment_config(self) -> AlignmentConfig:
         from sage_core.alignment import AlignmentConfig
@@ -372,7 +379,7 @@ _THERMAL_NAMES = ("thermal_normalization", "thermal_low_percentile", "thermal_hi
                   "thermal_plateau_linear",
                   "thermal_steadying")
 _SMOOTHING_NAMES = ("fusion_smoothing", "fusion_smoothing_max_change", "fusion_motion_gain_limit",
-                    "fusion_change_cap")
+                    "fusion_still_gain_limit", "fusion_change_cap")
 _ALIGNMENT_NAMES = ("reference_camera", "output_width", "output_height", "homography", "crop_to_valid")
 
 

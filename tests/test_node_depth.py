@@ -28,10 +28,11 @@ FRAMES = near_person(seed=1)
 @pytest.fixture()
 def loop():
     # slop 0.3 s: a pair waits that long for its depth, so a loaded machine's late delivery cannot fail the test.
-    # The stream's steps across frames off (steadying, coefficient averaging, the gain limit where it moves, the cap):
+    # The stream's steps across frames off (steadying, coefficient averaging, the gain limits, the cap):
     # each frame must equal its registration computed alone.
     harness = Loopback(**FRAMES.params, use_depth=True, diagnostics_period=0.2, slop=0.3, thermal_steadying=0.0,
-                       fusion_smoothing=0.0, fusion_motion_gain_limit=0.0, fusion_change_cap=0.0)
+                       fusion_smoothing=0.0, fusion_motion_gain_limit=0.0, fusion_still_gain_limit=0.0,
+                       fusion_change_cap=0.0)
     harness.depth_pub = harness.probe.create_publisher(Image, "rgb/depth", qos_profile_sensor_data)
     yield harness
     harness.close()

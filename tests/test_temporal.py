@@ -107,6 +107,21 @@ def test_thermal_only_content_is_judged_by_the_thermal_flow_under_the_two_source
         assert {k: summary[name][k] for k in values} == values
 
 
+def test_kept_maps_hold_each_steps_two_source_error_per_pixel():
+    visible, thermal, fused = _two_cameras()
+    metric = TemporalStability(keep_maps=True)
+    squared = 0.0
+    for index in range(len(visible)):
+        metric.add(visible[index], {"fused": fused[index]}, second_reference=thermal[index])
+        if index == 0:
+            assert metric.maps == {}  # no previous frame: nothing scored
+        else:
+            squared += float(metric.maps["fused"].sum(dtype=np.float64))
+            assert metric.maps["fused"].shape == visible[index].shape and np.isfinite(metric.maps["fused"]).all()
+    stream = metric.streams["fused"]
+    assert squared > 0 and squared == pytest.approx(stream.source_squared, rel=1e-6)
+
+
 def test_a_second_reference_of_another_shape_or_at_some_steps_only_is_refused():
     frame = np.zeros((8, 8), np.uint8)
     with pytest.raises(FusionInputError, match="second reference is 9x8, expected the reference's 8x8"):

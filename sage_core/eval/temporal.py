@@ -104,6 +104,10 @@ class TemporalStability:
     _reference: np.ndarray | None = None
     _second: np.ndarray | None = None
     _grid: np.ndarray | None = None
+    #: With ``keep_maps``, each stream's per-pixel two-source squared error of the last step (0 where neither flow
+    #: is valid), for pictures of where a stream's error lies (benchmarks/bench_temporal_calm.py).
+    keep_maps: bool = False
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._flow = cv2.DISOpticalFlow_create(self.preset)
@@ -165,8 +169,11 @@ class TemporalStability:
                 first = np.where(mask, np.square(difference), np.inf)
                 other = np.where(second_mask, np.square(frame - _warp(previous, second_backward, self._grid)),
                                  np.inf)
-                stream.source_squared += float(np.minimum(first, other)[either].sum(dtype=np.float64))
+                best = np.minimum(first, other)
+                stream.source_squared += float(best[either].sum(dtype=np.float64))
                 stream.source_pixels += int(either.sum())
+                if self.keep_maps:
+                    self.maps[name] = np.where(either, best, 0.0)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{stream: {"warping_error": grey levels RMS, "relative_error": over the stream's contrast,
