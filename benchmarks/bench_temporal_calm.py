@@ -1,7 +1,7 @@
 """Where a calm scene's fused stream is less steady than its visible camera (issue 31, goal 3; docs/temporal.md).
 
     python benchmarks/bench_temporal_calm.py [--clip ../shared/datasets/m3svd_clips/1230_1202] [--start 60]
-        [--picture docs/images/m3svd_1230_1202_calm_noise.jpg]
+        [--picture out/temporal_calm.jpg]
 
 After its first 60 frames the plaza clip is calm: a still camera, a few walkers. There the default stream
 without the gain limit where nothing moves (``fusion_still_gain_limit`` 0) was less steady than the visible

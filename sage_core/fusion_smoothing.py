@@ -159,15 +159,15 @@ class CoefficientSmoother:
     def _limit_still(self, low: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         """A frame with no motion known (a stream's first, the first after a scene cut): every block counts as still,
         so the stream does not start (or restart) with one frame at the model's higher gain."""
-        limit = self.config.still_gain_limit
-        return limit_gain(low, pooled, limit) if limit else low
+        return _limited(low, pooled, self.config.still_gain_limit)
 
     def _limit_gain(self, low: np.ndarray, pooled: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """The gain limits, the moving one blended in by how much each block moves (see the module docstring)."""
-        moving, still = (limit_gain(low, pooled, limit) if limit else low
-                         for limit in (self.config.motion_gain_limit, self.config.still_gain_limit))
-        if self.config.motion_gain_limit == self.config.still_gain_limit:
+        config = self.config
+        moving = _limited(low, pooled, config.motion_gain_limit)
+        if config.motion_gain_limit == config.still_gain_limit:
             return moving
+        still = _limited(low, pooled, config.still_gain_limit)
         motion = _cv2().dilate(np.abs(pooled - moved).max(axis=0), _MOTION_REACH)
         weight = np.clip((motion - _MOTION_FROM) / (_MOTION_FULL - _MOTION_FROM), 0.0, 1.0)
         return still + weight[None] * (moving - still)
@@ -189,6 +189,11 @@ class CoefficientSmoother:
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
         return (lambda plane: cv2.remap(np.ascontiguousarray(plane, np.float32), map_x, map_y, cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REPLICATE)), flow
+
+
+def _limited(low: np.ndarray, pooled: np.ndarray, limit: float) -> np.ndarray:
+    """:func:`limit_gain` at ``limit``; 0 is no limit."""
+    return limit_gain(low, pooled, limit) if limit else low
 
 
 def limit_gain(low: np.ndarray, pooled: np.ndarray, limit: float) -> np.ndarray:

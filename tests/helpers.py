@@ -27,6 +27,25 @@ class TakeThermal(TakeVisible):
         return ir, []
 
 
+def change_rms(pipelines: dict, pairs: list[tuple[np.ndarray, np.ndarray]], inside: tuple[slice, slice]
+               ) -> dict[str, float]:
+    """The RMS change between consecutive frames, inside ``inside``, of each pipeline's gray fused stream over
+    ``pairs`` (thermal, BGR visible), and of the cameras: ``vis``, ``ir`` and ``cameras`` (per pixel the larger of
+    the two cameras' changes)."""
+    changes: dict[str, list[np.ndarray]] = {name: [] for name in (*pipelines, "vis", "ir", "cameras")}
+    previous = None
+    for ir, vis in pairs:
+        current = {name: pipeline.fuse(ir, vis, gray=True) for name, pipeline in pipelines.items()}
+        current.update(vis=vis[..., 0], ir=ir)
+        current = {name: frame[inside].astype(float) for name, frame in current.items()}
+        if previous is not None:
+            for name, frame in current.items():
+                changes[name].append(np.abs(frame - previous[name]))
+            changes["cameras"].append(np.maximum(changes["ir"][-1], changes["vis"][-1]))
+        previous = current
+    return {name: float(np.sqrt(np.mean(np.square(values)))) for name, values in changes.items()}
+
+
 def random_bgr(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

@@ -10,6 +10,7 @@ from sage_core.change_cap import TOLERANCE, ChangeCap
 from sage_core.errors import ConfigError
 from sage_core.fusion_smoothing import SmoothingConfig
 from sage_core.pipeline import FramePipeline
+from tests.helpers import change_rms
 
 H, W = 96, 128
 STILL = np.zeros((H // 4, W // 4, 2), np.float32)  # no motion, on a 1/4 grid
@@ -93,24 +94,16 @@ def test_in_the_pipeline_a_patch_both_cameras_see_flicker_changes_no_more_than_t
     capped = FramePipeline(fuser, smoothing=SmoothingConfig(change_cap=0.02))
     assert capped.smoothing_active
     inside = (slice(40, 64), slice(52, 84))  # the patch, away from its edges
-    changes = {"plain": [], "capped": [], "cameras": []}
-    previous = None
+    pairs = []
     for i in range(6):
         vis, ir = vis_scene.copy(), ir_scene.copy()
         leaves = _texture(20 + i, 40, 48, 2)
         vis[32:72, 44:92], ir[32:72, 44:92] = 90 + 16 * leaves, 140 + 12 * leaves  # within the bound's reach
-        ir, vis = ir.astype(np.uint8), cv2.cvtColor(vis.astype(np.uint8), cv2.COLOR_GRAY2BGR)
-        current = {"plain": plain.fuse(ir, vis, gray=True), "capped": capped.fuse(ir, vis, gray=True),
-                   "ir": ir, "vis": vis[..., 0]}
-        if previous is not None:
-            delta = {k: current[k][inside].astype(float) - previous[k][inside] for k in current}
-            changes["plain"].append(np.abs(delta["plain"]))
-            changes["capped"].append(np.abs(delta["capped"]))
-            changes["cameras"].append(np.maximum(np.abs(delta["ir"]), np.abs(delta["vis"])))
-        previous = current
-    rms = {k: float(np.sqrt(np.mean(np.square(v)))) for k, v in changes.items()}
+        pairs.append((ir.astype(np.uint8), cv2.cvtColor(vis.astype(np.uint8), cv2.COLOR_GRAY2BGR)))
+    rms = change_rms({"plain": plain, "capped": capped}, pairs, inside)
     assert rms["plain"] > 1.05 * rms["cameras"]  # the model's rule adds both cameras' changes
     assert rms["capped"] <= rms["cameras"] + 1.0 and rms["capped"] < 0.9 * rms["plain"]
     assert capped.smoother.cap.capped == 5
     capped.reset_smoothing()
+    ir, vis = pairs[-1]
     assert np.array_equal(capped.fuse(ir, vis), plain.fuse(ir, vis))  # after a reset: the model's own frame

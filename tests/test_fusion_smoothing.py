@@ -12,6 +12,7 @@ from sage_core.eval.temporal import TemporalStability
 from sage_core.fusion_smoothing import CoefficientSmoother, SmoothingConfig, limit_gain
 from sage_core.pipeline import FramePipeline
 from sage_core.video_files import read_clip
+from tests.helpers import change_rms
 
 H, W = 120, 160
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "m3svd_clips"
@@ -208,18 +209,7 @@ def test_where_it_moves_the_fused_picture_changes_no_more_than_its_cameras(fuser
     plain, limited = FramePipeline(fuser), FramePipeline(fuser, smoothing=LIMITED)
     assert limited.smoothing_active
     inside = (slice(48, 80), slice(68, 100))  # the patch, away from its edges
-    changes = {"plain": [], "limited": [], "cameras": []}
-    previous = None
-    for ir, vis in _flickering_patch():
-        current = {"plain": plain.fuse(ir, vis, gray=True), "limited": limited.fuse(ir, vis, gray=True),
-                   "ir": ir, "vis": vis[..., 0]}
-        if previous is not None:
-            delta = {k: current[k][inside].astype(float) - previous[k][inside] for k in current}
-            changes["plain"].append(np.abs(delta["plain"]))
-            changes["limited"].append(np.abs(delta["limited"]))
-            changes["cameras"].append(np.maximum(np.abs(delta["ir"]), np.abs(delta["vis"])))
-        previous = current
-    rms = {k: float(np.sqrt(np.mean(np.square(v)))) for k, v in changes.items()}
+    rms = change_rms({"plain": plain, "limited": limited}, _flickering_patch(), inside)
     assert rms["plain"] > 1.05 * rms["cameras"]  # the model's rule adds both cameras' changes
     assert rms["limited"] <= rms["cameras"] and rms["limited"] < 0.9 * rms["plain"]
     with pytest.raises(ConfigError, match="gain limits must be >= 0"):
@@ -244,22 +234,16 @@ def _calm_noisy_scene(frames: int = 8, sigma: float = 2.5) -> list[tuple[np.ndar
 
 def test_where_nothing_moves_the_still_limit_bounds_the_gain_from_the_first_frame(fuser):
     still = SmoothingConfig(strength=0.0, motion_gain_limit=1.0, still_gain_limit=1.0)
-    pipelines = {"plain": FramePipeline(fuser), "motion only": FramePipeline(fuser, smoothing=LIMITED),
-                 "still too": FramePipeline(fuser, smoothing=still)}
-    inside = (slice(8, H - 8), slice(8, W - 8))
-    changes: dict[str, list[np.ndarray]] = {name: [] for name in (*pipelines, "vis", "ir")}
-    previous = None
-    for index, (ir, vis) in enumerate(_calm_noisy_scene()):
-        current = {name: pipeline.fuse(ir, vis, gray=True) for name, pipeline in pipelines.items()}
-        if index == 0:  # no motion known yet: the limit where it moves leaves the frame; the still one does not
-            assert np.array_equal(current["motion only"], current["plain"])
-            assert not np.array_equal(current["still too"], current["plain"])
-        current.update(vis=vis[..., 0], ir=ir)
-        if previous is not None:
-            for name in changes:
-                changes[name].append(current[name][inside].astype(float) - previous[name][inside])
-        previous = current
-    rms = {name: float(np.sqrt(np.mean(np.square(v)))) for name, v in changes.items()}
+
+    def pipelines() -> dict[str, FramePipeline]:
+        return {"plain": FramePipeline(fuser), "motion only": FramePipeline(fuser, smoothing=LIMITED),
+                "still too": FramePipeline(fuser, smoothing=still)}
+    pairs = _calm_noisy_scene()
+    # No motion known yet on the first frame: the limit where it moves leaves the frame; the still one does not.
+    first = {name: pipeline.fuse(*pairs[0], gray=True) for name, pipeline in pipelines().items()}
+    assert np.array_equal(first["motion only"], first["plain"])
+    assert not np.array_equal(first["still too"], first["plain"])
+    rms = change_rms(pipelines(), pairs, (slice(8, H - 8), slice(8, W - 8)))
     noisier = max(rms["vis"], rms["ir"])
     assert abs(rms["motion only"] - rms["plain"]) < 0.02 * rms["plain"]  # nothing moves: that limit does nothing
     assert rms["still too"] <= noisier and rms["still too"] < 0.95 * rms["plain"]
