@@ -101,8 +101,14 @@ def test_claims_go_round_and_skip_domains_held_elsewhere(tmp_path, monkeypatch):
 
 
 def test_a_process_keeps_the_domain_it_was_started_in(monkeypatch):
-    monkeypatch.setenv("ROS_DOMAIN_ID", "77")
-    monkeypatch.setenv(dds.CLAIMED_VARIABLE, "77")
-    assert dds.isolate_dds()["ROS_DOMAIN_ID"] == "77"
-    monkeypatch.setenv(dds.CLAIMED_VARIABLE, "78")  # not the domain it is in: claim one of its own
-    assert dds.isolate_dds()["ROS_DOMAIN_ID"] != "77"
+    # The started-in domain must differ from this process's own claim (any of 1..232, by the machine's registry):
+    # a fixed number collided with it once in 232 runs.
+    monkeypatch.setenv("ROS_DOMAIN_ID", "0")  # monkeypatch restores both variables, which isolate_dds sets
+    monkeypatch.setenv(dds.CLAIMED_VARIABLE, "none")
+    own = int(dds.isolate_dds()["ROS_DOMAIN_ID"])
+    started_in = str(own % 232 + 1)
+    monkeypatch.setenv("ROS_DOMAIN_ID", started_in)
+    monkeypatch.setenv(dds.CLAIMED_VARIABLE, started_in)
+    assert dds.isolate_dds()["ROS_DOMAIN_ID"] == started_in
+    monkeypatch.setenv(dds.CLAIMED_VARIABLE, str(own))  # not the domain it is in: claim one of its own
+    assert dds.isolate_dds()["ROS_DOMAIN_ID"] != started_in
